@@ -1,0 +1,239 @@
+"""The `digest` Prefect flow: raw text in, cleaned, summarised, sentiment-scored Parquet out.
+
+Tasks are thin wrappers over the plain step functions in `tasks.steps`; they run over
+batches of documents (never one task per document). Batches are submitted ahead of the
+writer (at most `max_in_flight`), so reading, model work and writing overlap while memory
+stays bounded. Results are written in input order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from collections import Counter, deque
+from contextlib import nullcontext
+from dataclasses import asdict
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import get_run_context
+from prefect.task_runners import ThreadPoolTaskRunner
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+from flows.config import DigestConfig
+from tasks import ingest
+from tasks.models import load_encoder, package_version
+from tasks.record import Document, Reject, documents_to_table, rejects_to_table
+from tasks.sentiment import load_sentiment
+from tasks.steps import (Batch, ModelNames, clean_batch, embed_batch, sentiment_batch,
+                         summarize_batch)
+from tasks.summarize import load_summarizer
+from tasks.write import (DatasetWriter, existing_doc_ids, existing_reject_sources,
+                         remove_stale_temporaries)
+
+VERSION = package_version("textdigest")
+
+
+class AccountingError(RuntimeError):
+    """Documents read differ from documents written + rejected + skipped."""
+
+
+@task(name="load-models", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
+def load_models(models: ModelNames) -> dict[str, Any]:
+    """Load every model once in this process (retried: loading can fail transiently)."""
+    summarizer = load_summarizer(models.summarizer)
+    sentiment = load_sentiment(models.sentiment)
+    encoder = load_encoder(models.encoder)
+    return {
+        "encoder": {
+            "name": encoder.ref.name,
+            "revision": encoder.ref.revision,
+            "params": json.dumps({"normalize": True, "batch_size": encoder.batch_size}),
+        },
+        "summarizer": summarizer.provenance(),
+        "sentiment_model": sentiment.provenance(),
+        "cleaner": json.dumps({"ftfy": package_version("ftfy"),
+                               "pysbd": package_version("pysbd")}),
+    }
+
+
+@task(name="clean", cache_policy=NO_CACHE)
+def clean_task(batch: Batch) -> Batch:
+    return clean_batch(batch)
+
+
+@task(name="embed", cache_policy=NO_CACHE)
+def embed_task(batch: Batch, models: ModelNames) -> Batch:
+    return embed_batch(batch, models)
+
+
+@task(name="summarize", cache_policy=NO_CACHE)
+def summarize_task(batch: Batch, models: ModelNames) -> Batch:
+    return summarize_batch(batch, models)
+
+
+@task(name="sentiment", cache_policy=NO_CACHE)
+def sentiment_task(batch: Batch, models: ModelNames) -> Batch:
+    return sentiment_batch(batch, models)
+
+
+def new_run_id(now: dt.datetime) -> str:
+    """Sortable and unique: shard names and the manifest carry it."""
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def _progress(enabled: bool, total: int | None) -> Progress | nullcontext:
+    if not enabled:
+        return nullcontext()
+    return Progress(TextColumn("[bold]digest"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("docs"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    transient=False)
+
+
+class _Intake:
+    """Turns ingest items into batches, dropping what earlier runs already hold."""
+
+    def __init__(self, done_ids: set[str], done_rejects: set[str]):
+        self.done_ids = done_ids
+        self.done_rejects = done_rejects
+        self.first_source: dict[str, str] = {}
+        self.read = 0
+        self.skipped = 0
+
+    def batch(self, seq: int, items: list[Document | Reject]) -> Batch:
+        docs: list[Document] = []
+        rejects: list[Reject] = []
+        for item in items:
+            self.read += 1
+            if isinstance(item, Reject):
+                if item.source in self.done_rejects:
+                    self.skipped += 1
+                else:
+                    rejects.append(item)
+            elif item.doc_id in self.done_ids:
+                self.skipped += 1
+            elif item.doc_id in self.first_source:
+                rejects.append(Reject(item.source, "duplicate_doc_id",
+                                      f"same doc_id as {self.first_source[item.doc_id]}",
+                                      doc_id=item.doc_id))
+            else:
+                self.first_source[item.doc_id] = item.source
+                docs.append(item)
+        return Batch(seq=seq, docs=docs, rejects=rejects, n_items=len(items))
+
+
+@flow(name="digest", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=False)
+def digest(config: DigestConfig) -> dict[str, Any]:
+    """Digest every document under `config.input` into the dataset at `config.output`."""
+    logger = get_run_logger()
+    started = dt.datetime.now(dt.UTC)
+    run_id = new_run_id(started)
+    ctx = get_run_context()
+    flow_run_id = str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None
+    models = config.model_names()
+    output = config.output
+    logger.info("run %s: %s -> %s (summarizer=%s, sentiment=%s, batch_size=%d)", run_id,
+                config.input, output, models.summarizer, models.sentiment, config.batch_size)
+
+    t0 = time.perf_counter()
+    provenance = load_models(models)
+    load_s = time.perf_counter() - t0
+
+    removed = remove_stale_temporaries(output)
+    if removed:
+        logger.warning("removed %d temporary file(s) left by an interrupted run", len(removed))
+    intake = _Intake(existing_doc_ids(output), existing_reject_sources(output))
+    opts = config.ingest_options()
+    total = ingest.count_items(config.input, opts)
+    if config.limit is not None:
+        total = min(total, config.limit)
+
+    writer = DatasetWriter(output, run_id, config.shard_rows)
+    written = rejected = 0
+    reasons: Counter[str] = Counter()
+    timings: Counter[str] = Counter()
+    t_proc = time.perf_counter()
+
+    def drain(future: Any, progress: Any, bar: Any) -> None:
+        nonlocal written, rejected
+        batch: Batch = future.result()
+        t = time.perf_counter()
+        now = dt.datetime.now(dt.UTC)
+        if batch.docs:
+            table = documents_to_table(batch.docs, {**provenance, "run_id": run_id,
+                                                    "textdigest_version": VERSION,
+                                                    "processed_at": now})
+            writer.documents.write(table)
+        if batch.rejects:
+            writer.rejects.write(rejects_to_table(batch.rejects, run_id, now))
+        timings["write"] += time.perf_counter() - t
+        timings.update(batch.timings)
+        written += len(batch.docs)
+        rejected += len(batch.rejects)
+        reasons.update(r.reason for r in batch.rejects)
+        if progress is not None:
+            progress.advance(bar, batch.n_items)
+
+    status, error = "completed", None
+    try:
+        with _progress(config.show_progress, total) as progress:
+            bar = progress.add_task("digest", total=total) if progress is not None else None
+            pending: deque[Any] = deque()
+            items = ingest.iter_items(config.input, opts)
+            t_read = time.perf_counter()
+            for seq, raw in enumerate(ingest.batched(items, config.batch_size, config.limit)):
+                batch = intake.batch(seq, raw)
+                timings["ingest"] += time.perf_counter() - t_read
+                cleaned = clean_task.submit(batch)
+                embedded = embed_task.submit(cleaned, models)
+                summarized = summarize_task.submit(embedded, models)
+                pending.append(sentiment_task.submit(summarized, models))
+                while len(pending) > config.max_in_flight:
+                    drain(pending.popleft(), progress, bar)
+                t_read = time.perf_counter()
+            while pending:
+                drain(pending.popleft(), progress, bar)
+        shards = writer.close()
+    except BaseException as exc:
+        writer.abort()
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        shards = {"documents": writer.documents.shards, "rejects": writer.rejects.shards}
+        raise
+    finally:
+        finished = dt.datetime.now(dt.UTC)
+        wall = time.perf_counter() - t_proc
+        accounted = written + rejected + intake.skipped
+        manifest = {
+            "run_id": run_id,
+            "flow_run_id": flow_run_id,
+            "status": status,
+            "error": error,
+            "textdigest_version": VERSION,
+            "started_at": started.isoformat(),
+            "finished_at": finished.isoformat(),
+            "config": json.loads(config.model_dump_json()),
+            "counts": {"read": intake.read, "written": written, "rejected": rejected,
+                       "skipped_existing": intake.skipped},
+            "accounted": accounted == intake.read,
+            "rejects_by_reason": dict(sorted(reasons.items())),
+            "outputs": {k: [asdict(s) for s in v] for k, v in shards.items()},
+            "models": provenance,
+            "timings_s": {"load_models": round(load_s, 3), "processing_wall": round(wall, 3),
+                          **{k: round(v, 3) for k, v in sorted(timings.items())}},
+            "docs_per_s": round(intake.read / wall, 3) if wall > 0 else None,
+        }
+        if status == "completed" and accounted != intake.read:
+            manifest["status"] = "failed"
+            manifest["error"] = (f"accounting mismatch: read {intake.read} != written {written}"
+                                 f" + rejected {rejected} + skipped {intake.skipped}")
+        path = writer.write_manifest(manifest)
+    if manifest["status"] != "completed":
+        raise AccountingError(manifest["error"])
+    logger.info("run %s: read %d, written %d, rejected %d, skipped %d (%.1f docs/s); manifest %s",
+                run_id, intake.read, written, rejected, intake.skipped,
+                manifest["docs_per_s"] or 0.0, path)
+    return {**manifest, "manifest_path": str(path)}

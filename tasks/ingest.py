@@ -1,0 +1,261 @@
+"""Read raw documents from files and folders, streaming, in bounded batches.
+
+Formats: `.txt` (one document a file), `.jsonl` (one JSON object a line), `.csv`/`.tsv`
+(one row a document, with a header), `.parquet`. Every input item comes out either as a
+`Document` or as a `Reject` with its reason, so a run can account for all of them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import sys
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from tasks.record import Document, Reject, excerpt
+
+TEXT_SUFFIXES = frozenset({".txt", ".text"})
+JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
+CSV_SUFFIXES = frozenset({".csv", ".tsv"})
+PARQUET_SUFFIXES = frozenset({".parquet"})
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | JSONL_SUFFIXES | CSV_SUFFIXES | PARQUET_SUFFIXES
+
+Item = Document | Reject
+
+csv.field_size_limit(sys.maxsize)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    """Which fields hold the text, id and title in structured inputs."""
+
+    text_field: str = "text"  # JSONL
+    text_column: str = "text"  # CSV, TSV, Parquet
+    id_field: str = "id"
+    title_field: str = "title"
+
+
+def text_hash(text: str) -> str:
+    """Stable id for a document without one: the hash of its NFC, whitespace-folded text."""
+    norm = " ".join(unicodedata.normalize("NFC", text).split())
+    return hashlib.sha256(norm.encode("utf-8")).hexdigest()[:16]
+
+
+def discover(input_path: Path) -> tuple[Path, list[Path]]:
+    """The root that sources are relative to, and the files under it in a stable order.
+
+    Hidden files and folders (dot names) are skipped: they are tool state, not input.
+    """
+    input_path = Path(input_path)
+    if not input_path.exists():
+        raise FileNotFoundError(f"input path does not exist: {input_path}")
+    if input_path.is_file():
+        return input_path.parent, [input_path]
+    files = [
+        p
+        for p in input_path.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(input_path).parts)
+    ]
+    return input_path, sorted(files, key=lambda p: p.relative_to(input_path).as_posix())
+
+
+def _doc(
+    text: Any, source: str, record: dict[str, Any], opts: IngestOptions, text_key: str
+) -> Item:
+    """A Document from one structured record, or a Reject saying what is wrong with it."""
+    if text is None:
+        return Reject(source, "missing_text_field", f"no {text_key!r} field in the record")
+    if not isinstance(text, str):
+        return Reject(
+            source, "text_not_string", f"{text_key!r} is {type(text).__name__}", excerpt(str(text))
+        )
+    if not text.strip():
+        return Reject(source, "empty_text", "the text is empty or whitespace only")
+    raw_id = record.get(opts.id_field)
+    doc_id = str(raw_id).strip() if raw_id not in (None, "") else text_hash(text)
+    title = record.get(opts.title_field)
+    meta = {
+        k: v
+        for k, v in record.items()
+        if k not in (text_key, opts.id_field, opts.title_field) and v is not None
+    }
+    return Document(
+        doc_id=doc_id,
+        source=source,
+        raw_text=text,
+        title=str(title) if title not in (None, "") else None,
+        meta=meta,
+    )
+
+
+def _read_text_file(path: Path, rel: str) -> Iterator[Item]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        yield Reject(rel, "unreadable_file", str(exc))
+        return
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        yield Reject(rel, "not_utf8", str(exc), excerpt(raw[:200].decode("latin-1")))
+        return
+    if not text.strip():
+        yield Reject(rel, "empty_text", "the file is empty or whitespace only")
+        return
+    yield Document(doc_id=text_hash(text), source=rel, raw_text=text)
+
+
+def _read_jsonl(path: Path, rel: str, opts: IngestOptions) -> Iterator[Item]:
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            source = f"{rel}:{lineno}"
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                yield Reject(source, "not_utf8", str(exc), excerpt(raw.decode("latin-1")))
+                continue
+            if not line.strip():
+                continue  # blank lines separate nothing in JSONL: not a record
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield Reject(source, "malformed_json", str(exc), excerpt(line))
+                continue
+            if not isinstance(record, dict):
+                yield Reject(
+                    source, "not_an_object", f"a JSON {type(record).__name__}", excerpt(line)
+                )
+                continue
+            yield _doc(record.get(opts.text_field), source, record, opts, opts.text_field)
+
+
+def _read_csv(path: Path, rel: str, opts: IngestOptions) -> Iterator[Item]:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        fh = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        yield Reject(rel, "unreadable_file", str(exc))
+        return
+    with fh:
+        reader = csv.DictReader(fh, delimiter=delimiter)
+        try:
+            header = reader.fieldnames or []
+        except (UnicodeDecodeError, csv.Error) as exc:
+            yield Reject(rel, "unreadable_file", str(exc))
+            return
+        if opts.text_column not in header:
+            yield Reject(
+                rel,
+                "missing_text_column",
+                f"no column {opts.text_column!r} (columns: {', '.join(header)}); "
+                "choose one with --text-column",
+            )
+            return
+        rowno = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except (UnicodeDecodeError, csv.Error) as exc:
+                yield Reject(f"{rel}:{rowno + 1}", "malformed_row", str(exc))
+                return
+            rowno += 1
+            yield _doc(row.get(opts.text_column), f"{rel}:{rowno}", row, opts, opts.text_column)
+
+
+def _read_parquet(path: Path, rel: str, opts: IngestOptions, batch_rows: int) -> Iterator[Item]:
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for bad files
+        yield Reject(rel, "unreadable_file", str(exc))
+        return
+    names = pf.schema_arrow.names
+    if opts.text_column not in names:
+        yield Reject(
+            rel,
+            "missing_text_column",
+            f"no column {opts.text_column!r} (columns: {', '.join(names)}); "
+            "choose one with --text-column",
+        )
+        return
+    rowno = 0
+    for batch in pf.iter_batches(batch_size=batch_rows):
+        for record in batch.to_pylist():
+            rowno += 1
+            yield _doc(record.get(opts.text_column), f"{rel}:{rowno}", record, opts,
+                       opts.text_column)
+
+
+def read_file(path: Path, root: Path, opts: IngestOptions, batch_rows: int = 1024) -> Iterator[Item]:
+    """Every item of one file, in file order."""
+    rel = path.relative_to(root).as_posix()
+    suffix = path.suffix.lower()
+    if suffix in TEXT_SUFFIXES:
+        yield from _read_text_file(path, rel)
+    elif suffix in JSONL_SUFFIXES:
+        yield from _read_jsonl(path, rel, opts)
+    elif suffix in CSV_SUFFIXES:
+        yield from _read_csv(path, rel, opts)
+    elif suffix in PARQUET_SUFFIXES:
+        yield from _read_parquet(path, rel, opts, batch_rows)
+    else:
+        yield Reject(
+            rel,
+            "unsupported_format",
+            f"{suffix or 'no extension'}: supported are {', '.join(sorted(SUPPORTED_SUFFIXES))}",
+        )
+
+
+def iter_items(input_path: Path, opts: IngestOptions | None = None) -> Iterator[Item]:
+    """All items under `input_path`, streaming file by file."""
+    opts = opts or IngestOptions()
+    root, files = discover(Path(input_path))
+    for path in files:
+        yield from read_file(path, root, opts)
+
+
+def batched(items: Iterable[Item], size: int, limit: int | None = None) -> Iterator[list[Item]]:
+    """Group items into lists of at most `size`; stop after `limit` items when given."""
+    if size < 1:
+        raise ValueError("batch size must be at least 1")
+    batch: list[Item] = []
+    for n, item in enumerate(items, start=1):
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+        if limit is not None and n >= limit:
+            break
+    if batch:
+        yield batch
+
+
+def count_items(input_path: Path, opts: IngestOptions | None = None) -> int:
+    """A cheap estimate of how many items `iter_items` yields, for the progress bar."""
+    opts = opts or IngestOptions()
+    root, files = discover(Path(input_path))
+    total = 0
+    for path in files:
+        suffix = path.suffix.lower()
+        try:
+            if suffix in JSONL_SUFFIXES:
+                with path.open("rb") as fh:
+                    total += sum(1 for line in fh if line.strip())
+            elif suffix in CSV_SUFFIXES:
+                with path.open("rb") as fh:
+                    total += max(sum(1 for line in fh if line.strip()) - 1, 1)
+            elif suffix in PARQUET_SUFFIXES:
+                total += pq.ParquetFile(path).metadata.num_rows
+            else:
+                total += 1
+        except Exception:  # noqa: BLE001 - a file that cannot be counted is read (and rejected) later
+            total += 1
+    return total

@@ -1,0 +1,171 @@
+"""The one record that flows through the steps, and the Arrow schemas it is written with.
+
+Every step takes and returns `Document` objects (or `Reject`s), so each step is a plain
+function that can be tested without Prefect. The Arrow schemas are declared here, next to the
+record, so that the columns analysts see and the fields the code fills cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+SENTIMENT_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+
+
+@dataclass(slots=True)
+class Document:
+    """One input document on its way through the pipeline.
+
+    Fields are filled step by step: ingest sets identity and raw text, clean sets the body,
+    header metadata and sentences, the model steps add summary and sentiment. `embeddings`
+    is a per-batch scratch value shared by the model steps and never written.
+    """
+
+    doc_id: str
+    source: str
+    raw_text: str
+    title: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    # clean
+    text: str = ""
+    published_date: dt.date | None = None
+    dateline: str | None = None
+    agency: str | None = None
+    sentences: list[str] = field(default_factory=list)
+    # models
+    embeddings: np.ndarray | None = None
+    summary: str | None = None
+    summary_sentence_ids: list[int] = field(default_factory=list)
+    summary_chunks: int | None = None
+    sentiment: str | None = None
+    sentiment_score: float | None = None
+    sentiment_probs: tuple[float, float, float] | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Reject:
+    """An input that could not become a document row, with the reason why."""
+
+    source: str
+    reason: str
+    detail: str = ""
+    excerpt: str = ""
+    doc_id: str | None = None
+
+
+EXCERPT_CHARS = 200
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """A short, single-line preview of `text` for reject rows and logs."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+MODEL_PROVENANCE = pa.struct(
+    [
+        pa.field("name", pa.string()),
+        pa.field("revision", pa.string()),
+        pa.field("params", pa.string()),  # JSON: generation / pooling parameters
+    ]
+)
+
+PROVENANCE = pa.struct(
+    [
+        pa.field("run_id", pa.string()),
+        pa.field("textdigest_version", pa.string()),
+        pa.field("processed_at", pa.timestamp("us", tz="UTC")),
+        pa.field("encoder", MODEL_PROVENANCE),
+        pa.field("summarizer", MODEL_PROVENANCE),
+        pa.field("sentiment_model", MODEL_PROVENANCE),
+        pa.field("cleaner", pa.string()),  # JSON: cleaning options and library versions
+    ]
+)
+
+DOCUMENT_SCHEMA = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("title", pa.string()),
+        pa.field("published_date", pa.date32()),
+        pa.field("dateline", pa.string()),
+        pa.field("agency", pa.string()),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("summary", pa.string()),
+        pa.field("sentiment", pa.string()),
+        pa.field("sentiment_score", pa.float32()),
+        pa.field("prob_negative", pa.float32()),
+        pa.field("prob_neutral", pa.float32()),
+        pa.field("prob_positive", pa.float32()),
+        pa.field("n_chars", pa.int32()),
+        pa.field("n_sentences", pa.int32()),
+        pa.field("summary_sentences", pa.list_(pa.int32())),
+        pa.field("summary_chunks", pa.int32()),
+        pa.field("meta", pa.string()),  # JSON object: input fields not mapped to a column
+        pa.field("provenance", PROVENANCE, nullable=False),
+    ],
+    metadata={"textdigest.schema": "documents/1"},
+)
+
+REJECT_SCHEMA = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("doc_id", pa.string()),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),
+        pa.field("excerpt", pa.string()),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("rejected_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ],
+    metadata={"textdigest.schema": "rejects/1"},
+)
+
+
+def documents_to_table(docs: list[Document], provenance: dict[str, Any]) -> pa.Table:
+    """Arrow table of finished documents; `provenance` is one dict shared by all rows."""
+    probs = [d.sentiment_probs or (None, None, None) for d in docs]
+    columns = {
+        "doc_id": [d.doc_id for d in docs],
+        "source": [d.source for d in docs],
+        "title": [d.title for d in docs],
+        "published_date": [d.published_date for d in docs],
+        "dateline": [d.dateline for d in docs],
+        "agency": [d.agency for d in docs],
+        "text": [d.text for d in docs],
+        "summary": [d.summary for d in docs],
+        "sentiment": [d.sentiment for d in docs],
+        "sentiment_score": [d.sentiment_score for d in docs],
+        "prob_negative": [p[0] for p in probs],
+        "prob_neutral": [p[1] for p in probs],
+        "prob_positive": [p[2] for p in probs],
+        "n_chars": [len(d.text) for d in docs],
+        "n_sentences": [len(d.sentences) for d in docs],
+        "summary_sentences": [list(d.summary_sentence_ids) for d in docs],
+        "summary_chunks": [d.summary_chunks for d in docs],
+        "meta": [json.dumps(d.meta, ensure_ascii=False, default=str) if d.meta else None
+                 for d in docs],
+        "provenance": [provenance] * len(docs),
+    }
+    return pa.Table.from_pydict(columns, schema=DOCUMENT_SCHEMA)
+
+
+def rejects_to_table(rejects: list[Reject], run_id: str, at: dt.datetime) -> pa.Table:
+    """Arrow table of rejects for one run."""
+    return pa.Table.from_pydict(
+        {
+            "source": [r.source for r in rejects],
+            "doc_id": [r.doc_id for r in rejects],
+            "reason": [r.reason for r in rejects],
+            "detail": [r.detail for r in rejects],
+            "excerpt": [r.excerpt for r in rejects],
+            "run_id": [run_id] * len(rejects),
+            "rejected_at": [at] * len(rejects),
+        },
+        schema=REJECT_SCHEMA,
+    )

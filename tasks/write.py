@@ -1,0 +1,192 @@
+"""Write the dataset: Parquet shards of documents and rejects, and the run manifest.
+
+Layout under the output folder:
+
+    documents/part-<run_id>-<n>.parquet   one row per document (schema: tasks.record)
+    rejects/part-<run_id>-<n>.parquet     one row per input that could not be processed
+    runs/<run_id>.json                    the run manifest, written last
+
+Every file is written under a hidden temporary name in its final folder, fsynced, then
+renamed, so a reader (or a crashed run) never leaves or sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from tasks.record import DOCUMENT_SCHEMA, REJECT_SCHEMA
+
+DOCUMENTS_DIR = "documents"
+REJECTS_DIR = "rejects"
+RUNS_DIR = "runs"
+COMPRESSION = "zstd"
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, ensure_ascii=False, default=str, sort_keys=False)
+    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+
+
+@dataclass(frozen=True, slots=True)
+class ShardInfo:
+    path: str  # relative to the output folder
+    rows: int
+    bytes: int
+
+
+class ShardWriter:
+    """Appends tables to Parquet shards of at most `max_rows` rows, each renamed when complete."""
+
+    def __init__(self, folder: Path, schema: pa.Schema, run_id: str, max_rows: int,
+                 row_group_rows: int = 2048):
+        if max_rows < 1:
+            raise ValueError("max_rows must be at least 1")
+        self.folder = folder
+        self.schema = schema
+        self.run_id = run_id
+        self.max_rows = max_rows
+        self.row_group_rows = row_group_rows
+        self.shards: list[ShardInfo] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp: Path | None = None
+        self._final: Path | None = None
+        self._rows = 0
+
+    def _open(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        n = len(self.shards)
+        self._final = self.folder / f"part-{self.run_id}-{n:05d}.parquet"
+        self._tmp = self.folder / f".{self._final.name}.tmp"
+        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression=COMPRESSION)
+        self._rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        offset = 0
+        while offset < table.num_rows:
+            if self._writer is None:
+                self._open()
+            take = min(self.max_rows - self._rows, table.num_rows - offset)
+            self._writer.write_table(table.slice(offset, take), row_group_size=self.row_group_rows)
+            self._rows += take
+            offset += take
+            if self._rows >= self.max_rows:
+                self._seal()
+
+    def _seal(self) -> None:
+        assert self._writer is not None and self._tmp is not None and self._final is not None
+        self._writer.close()
+        with self._tmp.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self._tmp, self._final)
+        _fsync_dir(self.folder)
+        self.shards.append(ShardInfo(self._final.relative_to(self.folder.parent).as_posix(),
+                                     self._rows, self._final.stat().st_size))
+        self._writer = self._tmp = self._final = None
+        self._rows = 0
+
+    def close(self) -> list[ShardInfo]:
+        """Seal the open shard (if it has rows) and return every shard written."""
+        if self._writer is not None:
+            if self._rows:
+                self._seal()
+            else:
+                self.abort()
+        return list(self.shards)
+
+    def abort(self) -> None:
+        """Drop the open shard: it never becomes visible under its final name."""
+        if self._writer is not None:
+            self._writer.close()
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+        self._writer = self._tmp = self._final = None
+
+
+class DatasetWriter:
+    """Documents and rejects of one run, written as shards under one output folder."""
+
+    def __init__(self, output: Path, run_id: str, shard_rows: int = 10_000):
+        self.output = Path(output)
+        self.run_id = run_id
+        self.documents = ShardWriter(self.output / DOCUMENTS_DIR, DOCUMENT_SCHEMA, run_id,
+                                     shard_rows)
+        self.rejects = ShardWriter(self.output / REJECTS_DIR, REJECT_SCHEMA, run_id, shard_rows)
+
+    def close(self) -> dict[str, list[ShardInfo]]:
+        return {"documents": self.documents.close(), "rejects": self.rejects.close()}
+
+    def abort(self) -> None:
+        self.documents.abort()
+        self.rejects.abort()
+
+    def write_manifest(self, manifest: dict[str, Any]) -> Path:
+        path = self.output / RUNS_DIR / f"{self.run_id}.json"
+        atomic_write_json(path, manifest)
+        return path
+
+
+def _column_values(folder: Path, column: str) -> set[str]:
+    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    if not files:
+        return set()
+    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    values = dataset.to_table(columns=[column]).column(column)
+    return {v for v in values.to_pylist() if v is not None}
+
+
+def existing_doc_ids(output: Path) -> set[str]:
+    """Document ids already written by earlier runs: a repeated run skips them."""
+    return _column_values(Path(output) / DOCUMENTS_DIR, "doc_id")
+
+
+def existing_reject_sources(output: Path) -> set[str]:
+    """Sources already rejected by earlier runs: a repeated run does not reject them twice."""
+    return _column_values(Path(output) / REJECTS_DIR, "source")
+
+
+def remove_stale_temporaries(output: Path) -> list[Path]:
+    """Delete temporary files a killed run left behind; they were never visible as data."""
+    removed = []
+    for sub in (DOCUMENTS_DIR, REJECTS_DIR, RUNS_DIR):
+        folder = Path(output) / sub
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+    return removed

@@ -1,0 +1,140 @@
+"""Ingest of every supported format, ids, sources, rejects and bounded batches."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tasks.ingest import (IngestOptions, batched, count_items, discover, iter_items,
+                          text_hash)
+from tasks.record import Document, Reject
+
+
+def _docs(items):
+    return [i for i in items if isinstance(i, Document)]
+
+
+def _rejects(items):
+    return [i for i in items if isinstance(i, Reject)]
+
+
+def test_txt_file_is_one_document_with_hash_id(tmp_path):
+    (tmp_path / "a.txt").write_text("\ufeffHello   world.\n", encoding="utf-8")
+    items = list(iter_items(tmp_path))
+    assert len(items) == 1
+    doc = items[0]
+    assert isinstance(doc, Document)
+    assert doc.source == "a.txt"
+    assert doc.raw_text.startswith("Hello")  # BOM stripped
+    # same text with other whitespace -> same id; other text -> other id
+    assert doc.doc_id == text_hash("Hello world.")
+    assert doc.doc_id != text_hash("Hello world!")
+
+
+def test_folder_is_read_recursively_in_stable_order_and_skips_hidden(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "z.txt").write_text("Zed.")
+    (tmp_path / "a.txt").write_text("Ay.")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "x.txt").write_text("hidden")
+    root, files = discover(tmp_path)
+    assert root == tmp_path
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == ["a.txt", "b/z.txt"]
+    assert [i.source for i in iter_items(tmp_path)] == ["a.txt", "b/z.txt"]
+
+
+def test_jsonl_keeps_id_title_and_other_fields_and_rejects_bad_lines(tmp_path):
+    lines = [
+        json.dumps({"id": 7, "title": "T", "text": "First text.", "url": "http://x"}),
+        "{not json",
+        json.dumps({"body": "no text field"}),
+        "",
+        json.dumps({"text": 12}),
+        json.dumps(["a", "list"]),
+        json.dumps({"text": "   "}),
+        json.dumps({"text": "Second text."}),
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    items = list(iter_items(path))
+    docs, rejects = _docs(items), _rejects(items)
+    assert [d.doc_id for d in docs] == ["7", text_hash("Second text.")]
+    assert docs[0].title == "T" and docs[0].meta == {"url": "http://x"}
+    assert docs[0].source == "in.jsonl:1" and docs[1].source == "in.jsonl:8"
+    assert [(r.source, r.reason) for r in rejects] == [
+        ("in.jsonl:2", "malformed_json"),
+        ("in.jsonl:3", "missing_text_field"),
+        ("in.jsonl:5", "text_not_string"),
+        ("in.jsonl:6", "not_an_object"),
+        ("in.jsonl:7", "empty_text"),
+    ]
+
+
+def test_jsonl_custom_text_field(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({"body": "Body text."}) + "\n")
+    items = list(iter_items(path, IngestOptions(text_field="body")))
+    assert _docs(items)[0].raw_text == "Body text."
+
+
+@pytest.mark.parametrize("suffix,delim", [(".csv", ","), (".tsv", "\t")])
+def test_csv_and_tsv_rows(tmp_path, suffix, delim):
+    path = tmp_path / f"in{suffix}"
+    path.write_text(f"id{delim}article{delim}lang\n1{delim}\"Multi\nline text.\"{delim}en\n"
+                    f"2{delim}Other text.{delim}en\n")
+    items = list(iter_items(path, IngestOptions(text_column="article")))
+    docs = _docs(items)
+    assert [d.doc_id for d in docs] == ["1", "2"]
+    assert docs[0].raw_text == "Multi\nline text."
+    assert docs[0].meta == {"lang": "en"}
+    assert [d.source for d in docs] == [f"in{suffix}:1", f"in{suffix}:2"]
+
+
+def test_csv_without_text_column_is_rejected_whole(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("a,b\n1,2\n")
+    items = list(iter_items(path))
+    assert len(items) == 1 and items[0].reason == "missing_text_column"
+    assert "--text-column" in items[0].detail
+
+
+def test_parquet_rows_and_missing_column(tmp_path):
+    table = pa.table({"id": ["x", None], "text": ["Alpha text.", "Beta text."],
+                      "score": [1.5, 2.5]})
+    pq.write_table(table, tmp_path / "in.parquet")
+    pq.write_table(pa.table({"body": ["x"]}), tmp_path / "other.parquet")
+    items = list(iter_items(tmp_path))
+    docs, rejects = _docs(items), _rejects(items)
+    assert [d.doc_id for d in docs] == ["x", text_hash("Beta text.")]
+    assert docs[1].meta == {"score": 2.5}
+    assert docs[1].source == "in.parquet:2"
+    assert [(r.source, r.reason) for r in rejects] == [("other.parquet", "missing_text_column")]
+
+
+def test_unsupported_empty_and_non_utf8_files_are_rejected(tmp_path):
+    (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n")
+    (tmp_path / "empty.txt").write_text("  \n")
+    (tmp_path / "latin.txt").write_bytes("caf\xe9".encode("latin-1"))
+    reasons = {r.source: r.reason for r in iter_items(tmp_path)}
+    assert reasons == {"empty.txt": "empty_text", "image.png": "unsupported_format",
+                       "latin.txt": "not_utf8"}
+
+
+def test_batches_are_bounded_and_limit_stops(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"text": f"Doc {i}."}) + "\n" for i in range(25)))
+    sizes = [len(b) for b in batched(iter_items(path), 10)]
+    assert sizes == [10, 10, 5]
+    assert sum(len(b) for b in batched(iter_items(path), 10, limit=12)) == 12
+    assert count_items(path) == 25
+
+
+def test_iter_items_is_lazy(tmp_path):
+    """Reading stops where the consumer stops: the corpus is never loaded whole."""
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({"text": "ok"}) + "\n" + "{broken\n")
+    first = next(iter(iter_items(path)))
+    assert isinstance(first, Document)
