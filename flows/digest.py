@@ -32,7 +32,7 @@ from tasks.sentiment import load_sentiment
 from tasks.steps import (Batch, ModelNames, clean_batch, embed_batch, sentiment_batch,
                          summarize_batch)
 from tasks.summarize import load_summarizer
-from tasks.write import (DatasetWriter, existing_doc_ids, existing_reject_sources,
+from tasks.write import (DatasetWriter, existing_doc_ids, existing_reject_keys,
                          remove_stale_temporaries)
 
 VERSION = package_version("textdigest")
@@ -97,7 +97,7 @@ def _progress(enabled: bool, total: int | None) -> Progress | nullcontext:
 class _Intake:
     """Turns ingest items into batches, dropping what earlier runs already hold."""
 
-    def __init__(self, done_ids: set[str], done_rejects: set[str]):
+    def __init__(self, done_ids: set[str], done_rejects: set[tuple[str, str | None]]):
         self.done_ids = done_ids
         self.done_rejects = done_rejects
         self.first_source: dict[str, str] = {}
@@ -109,11 +109,10 @@ class _Intake:
         rejects: list[Reject] = []
         for item in items:
             self.read += 1
-            if isinstance(item, Reject):
-                if item.source in self.done_rejects:
-                    self.skipped += 1
-                else:
-                    rejects.append(item)
+            if (item.source, item.doc_id) in self.done_rejects:
+                self.skipped += 1
+            elif isinstance(item, Reject):
+                rejects.append(item)
             elif item.doc_id in self.done_ids:
                 self.skipped += 1
             elif item.doc_id in self.first_source:
@@ -146,7 +145,7 @@ def digest(config: DigestConfig) -> dict[str, Any]:
     removed = remove_stale_temporaries(output)
     if removed:
         logger.warning("removed %d temporary file(s) left by an interrupted run", len(removed))
-    intake = _Intake(existing_doc_ids(output), existing_reject_sources(output))
+    intake = _Intake(existing_doc_ids(output), existing_reject_keys(output))
     opts = config.ingest_options()
     total = ingest.count_items(config.input, opts)
     if config.limit is not None:

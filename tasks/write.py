@@ -161,23 +161,27 @@ class DatasetWriter:
         return path
 
 
-def _column_values(folder: Path, column: str) -> set[str]:
-    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-    if not files:
-        return set()
-    dataset = ds.dataset([str(f) for f in files], format="parquet")
-    values = dataset.to_table(columns=[column]).column(column)
-    return {v for v in values.to_pylist() if v is not None}
-
-
 def existing_doc_ids(output: Path) -> set[str]:
     """Document ids already written by earlier runs: a repeated run skips them."""
-    return _column_values(Path(output) / DOCUMENTS_DIR, "doc_id")
+    files = sorted((Path(output) / DOCUMENTS_DIR).glob("*.parquet"))
+    if not files:
+        return set()
+    table = ds.dataset([str(f) for f in files], format="parquet").to_table(columns=["doc_id"])
+    return set(table.column("doc_id").to_pylist())
 
 
-def existing_reject_sources(output: Path) -> set[str]:
-    """Sources already rejected by earlier runs: a repeated run does not reject them twice."""
-    return _column_values(Path(output) / REJECTS_DIR, "source")
+def existing_reject_keys(output: Path) -> set[tuple[str, str | None]]:
+    """(source, doc_id) of earlier rejects: a repeated run does not reject them twice.
+
+    The doc_id is part of the key so that a file fixed in place is read again.
+    """
+    files = sorted((Path(output) / REJECTS_DIR).glob("*.parquet"))
+    if not files:
+        return set()
+    table = ds.dataset([str(f) for f in files], format="parquet").to_table(
+        columns=["source", "doc_id"])
+    return set(zip(table.column("source").to_pylist(), table.column("doc_id").to_pylist(),
+                   strict=True))
 
 
 def remove_stale_temporaries(output: Path) -> list[Path]:

@@ -12,7 +12,7 @@ import pytest
 from tasks.record import (DOCUMENT_SCHEMA, REJECT_SCHEMA, Document, Reject, documents_to_table,
                           rejects_to_table)
 from tasks.write import (DatasetWriter, ShardWriter, atomic_write_json, existing_doc_ids,
-                         existing_reject_sources, remove_stale_temporaries)
+                         existing_reject_keys, remove_stale_temporaries)
 
 PROV = {
     "run_id": "r1", "textdigest_version": "0", "processed_at": dt.datetime(2026, 1, 1,
@@ -73,7 +73,7 @@ def test_readback_in_duckdb_types_and_provenance(tmp_path):
     rej = pq.read_table(tmp_path / "rejects")
     assert rej.schema.equals(REJECT_SCHEMA, check_metadata=False)
     assert existing_doc_ids(tmp_path) == {"d1", "d2"}
-    assert existing_reject_sources(tmp_path) == {"bad.txt"}
+    assert existing_reject_keys(tmp_path) == {("bad.txt", None)}
 
 
 def test_atomic_json_and_stale_temporaries(tmp_path):

@@ -1,0 +1,100 @@
+"""Real `digest` flow runs (Prefect's temporary API, real models, real Parquet)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from flows.config import DigestConfig
+from tasks.record import DOCUMENT_SCHEMA
+
+from .conftest import SEEDS
+
+
+@pytest.fixture(scope="module")
+def seed_run(prefect_harness, tmp_path_factory):
+    from flows.digest import digest
+
+    out = tmp_path_factory.mktemp("seed-out")
+    summary = digest(DigestConfig(input=SEEDS, output=out, show_progress=False))
+    return out, summary
+
+
+def test_seed_article_is_parsed_summarised_and_scored(seed_run):
+    out, summary = seed_run
+    table = pq.read_table(out / "documents")
+    assert table.schema.equals(DOCUMENT_SCHEMA, check_metadata=False)
+    assert table.num_rows == len(list(SEEDS.glob("*.txt")))
+    row = next(r for r in table.to_pylist() if r["source"].startswith("000_"))
+    assert row["published_date"] == dt.date(2022, 2, 23)
+    assert row["dateline"] == "WASHINGTON"
+    assert row["agency"] == "TASS"
+    assert row["text"].startswith("Ukraine will never recognize")
+    assert "/TASS/" not in row["text"] and "date 2022" not in row["text"]
+    assert 2 <= len(row["summary_sentences"]) <= 4
+    assert row["summary_sentences"] == sorted(row["summary_sentences"])
+    # every summary sentence is drawn from the cleaned body
+    for n in row["summary_sentences"]:
+        assert n < row["n_sentences"]
+    assert all(part in row["text"] for part in row["summary"].split("\n") if part)
+    assert row["sentiment"] in ("negative", "neutral")
+    assert row["sentiment_score"] == pytest.approx(row["prob_positive"] - row["prob_negative"],
+                                                   abs=1e-5)
+    assert abs(row["prob_negative"] + row["prob_neutral"] + row["prob_positive"] - 1) < 1e-4
+    prov = row["provenance"]
+    assert prov["run_id"] == summary["run_id"]
+    for model in ("encoder", "summarizer", "sentiment_model"):
+        assert prov[model]["name"] and prov[model]["revision"]
+        json.loads(prov[model]["params"])
+
+
+def test_seed_output_reads_in_duckdb_and_manifest_accounts_for_all(seed_run):
+    out, summary = seed_run
+    n, agency = duckdb.sql(
+        f"SELECT count(*), any_value(agency) FROM read_parquet('{out}/documents/*.parquet')"
+    ).fetchone()
+    assert (n, agency) == (1, "TASS")
+    manifest = json.loads((out / "runs" / f"{summary['run_id']}.json").read_text())
+    assert manifest["status"] == "completed" and manifest["accounted"]
+    assert manifest["counts"] == {"read": 1, "written": 1, "rejected": 0, "skipped_existing": 0}
+    assert [s["rows"] for s in manifest["outputs"]["documents"]] == [1]
+    assert manifest["models"]["summarizer"]["name"]
+
+
+def test_every_input_is_accounted_for_and_a_repeat_adds_nothing(prefect_harness, tmp_path):
+    from flows.digest import digest
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    shutil.copy(next(SEEDS.glob("*.txt")), inp / "seed.txt")
+    (inp / "dup.txt").write_text((inp / "seed.txt").read_text())  # same text, same doc_id
+    (inp / "empty.txt").write_text("\n\n")
+    (inp / "markup.txt").write_text("<div><script>var x = 1;</script></div>")
+    (inp / "notes.md").write_text("# not an input format")
+    (inp / "feed.jsonl").write_text(
+        json.dumps({"id": "a1", "text": "Shares rose sharply. Investors cheered the results."})
+        + "\n{broken\n"
+    )
+    out = tmp_path / "out"
+    cfg = DigestConfig(input=inp, output=out, batch_size=2, show_progress=False)
+    first = digest(cfg)
+    c = first["counts"]
+    assert c["read"] == 7
+    assert c["written"] + c["rejected"] == 7 and c["written"] == 2
+    assert first["rejects_by_reason"] == {"duplicate_doc_id": 1, "empty_after_cleaning": 1,
+                                          "empty_text": 1, "malformed_json": 1,
+                                          "unsupported_format": 1}
+    rejects = pq.read_table(out / "rejects").to_pylist()
+    assert {r["source"] for r in rejects} == {"dup.txt", "empty.txt", "markup.txt",
+                                              "notes.md", "feed.jsonl:2"}
+    assert all(r["reason"] and r["run_id"] == first["run_id"] for r in rejects)
+
+    second = digest(cfg)
+    assert second["counts"] == {"read": 7, "written": 0, "rejected": 0, "skipped_existing": 7}
+    ids = pq.read_table(out / "documents").column("doc_id").to_pylist()
+    assert len(ids) == len(set(ids)) == 2
