@@ -21,19 +21,35 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 from prefect.task_runners import ThreadPoolTaskRunner
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from flows.config import DigestConfig
 from tasks import ingest
 from tasks.models import load_encoder, package_version
 from tasks.record import Document, Reject, documents_to_table, rejects_to_table
 from tasks.sentiment import load_sentiment
-from tasks.steps import (Batch, ModelNames, clean_batch, embed_batch, sentiment_batch,
-                         summarize_batch)
+from tasks.steps import (
+    Batch,
+    ModelNames,
+    clean_batch,
+    embed_batch,
+    sentiment_batch,
+    summarize_batch,
+)
 from tasks.summarize import load_summarizer
-from tasks.write import (DatasetWriter, existing_doc_ids, existing_reject_keys,
-                         remove_stale_temporaries)
+from tasks.write import (
+    DatasetWriter,
+    existing_doc_ids,
+    existing_reject_keys,
+    remove_stale_temporaries,
+)
 
 VERSION = package_version("textdigest")
 

@@ -194,7 +194,9 @@ def _read_parquet(path: Path, rel: str, opts: IngestOptions, batch_rows: int) ->
                        opts.text_column)
 
 
-def read_file(path: Path, root: Path, opts: IngestOptions, batch_rows: int = 1024) -> Iterator[Item]:
+def read_file(
+    path: Path, root: Path, opts: IngestOptions, batch_rows: int = 1024
+) -> Iterator[Item]:
     """Every item of one file, in file order."""
     rel = path.relative_to(root).as_posix()
     suffix = path.suffix.lower()

@@ -8,7 +8,6 @@ Hub id. Every resolved model carries the revision that is written into each row'
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -90,7 +89,8 @@ def resolve_local(name: str) -> ModelRef:
         )
     weights = _weights_file(path)
     if weights is None:
-        raise ModelError(f"model folder {path} holds no .safetensors weights (only safetensors load)")
+        raise ModelError(f"model folder {path} holds no .safetensors weights "
+                         "(only safetensors are loaded)")
     return ModelRef(str(path.resolve()), path.resolve(), f"sha256:{file_digest(weights)}", "local")
 
 
@@ -98,7 +98,6 @@ class Encoder:
     """Sentence embeddings (L2-normalised float32), shared by the summariser and sentiment."""
 
     def __init__(self, ref: ModelRef, batch_size: int = 64):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
         self.ref = ref
@@ -125,7 +124,11 @@ class Encoder:
         return np.asarray(out, dtype=np.float32)
 
 
-@lru_cache(maxsize=4)
 def load_encoder(name: str = DEFAULT_ENCODER) -> Encoder:
     """One encoder per process and name: loading costs seconds, encoding milliseconds."""
+    return _load_encoder(name)
+
+
+@lru_cache(maxsize=4)
+def _load_encoder(name: str) -> Encoder:
     return Encoder(resolve_encoder(name))

@@ -8,8 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.ingest import (IngestOptions, batched, count_items, discover, iter_items,
-                          text_hash)
+from tasks.ingest import IngestOptions, batched, count_items, discover, iter_items, text_hash
 from tasks.record import Document, Reject
 
 

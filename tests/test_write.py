@@ -9,10 +9,22 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.record import (DOCUMENT_SCHEMA, REJECT_SCHEMA, Document, Reject, documents_to_table,
-                          rejects_to_table)
-from tasks.write import (DatasetWriter, ShardWriter, atomic_write_json, existing_doc_ids,
-                         existing_reject_keys, remove_stale_temporaries)
+from tasks.record import (
+    DOCUMENT_SCHEMA,
+    REJECT_SCHEMA,
+    Document,
+    Reject,
+    documents_to_table,
+    rejects_to_table,
+)
+from tasks.write import (
+    DatasetWriter,
+    ShardWriter,
+    atomic_write_json,
+    existing_doc_ids,
+    existing_reject_keys,
+    remove_stale_temporaries,
+)
 
 PROV = {
     "run_id": "r1", "textdigest_version": "0", "processed_at": dt.datetime(2026, 1, 1,

@@ -1,0 +1,1 @@
+"""Quality and speed benchmarks, run against the public data in ../shared/eval."""
