@@ -141,8 +141,8 @@ def _neighbours(base: ExtractiveSummarizer) -> list[tuple[str, ExtractiveSummari
     return [(k, ExtractiveSummarizer(replace(p, **v))) for k, v in variants.items()]
 
 
-def main() -> None:
-    summarizer = load_summarizer()
+def main(summarizer: Summarizer | None = None) -> None:
+    summarizer = summarizer or load_summarizer()
     load_encoder(DEFAULT_ENCODER)  # load once up front so the timing is per-article work only
     result = evaluate(summarizer)
     print(f"CNN/DailyMail dev sample: {result['articles']} articles ({CNNDM_DEV})")

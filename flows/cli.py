@@ -38,8 +38,9 @@ err = Console(stderr=True)
 out = Console()
 
 
-def _quiet_prefect_env() -> None:
-    """Offline-friendly Prefect defaults; anything the user set wins."""
+def _quiet_env() -> None:
+    """Offline-friendly Prefect defaults, no per-model loading bars; what the user set wins."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS", "false")
 
@@ -82,7 +83,7 @@ def run(
     OUTPUT/rejects/ with their reason, and a manifest to OUTPUT/runs/. Documents already in
     OUTPUT are skipped, so a repeated run adds only what is new.
     """
-    _quiet_prefect_env()
+    _quiet_env()
     from flows.config import DigestConfig
 
     try:

@@ -190,14 +190,14 @@ class ExtractiveSummarizer:
         return out
 
     def select(self, sentences: list[str], emb: np.ndarray | None) -> list[int]:
-        """Indices (article order) of the summary sentences; [] when nothing is usable."""
+        """Indices (article order) of the summary sentences; [] only for an empty document."""
         present = [i for i, s in enumerate(sentences) if s.strip()]
         if len(present) <= 2:  # a one- or two-sentence document is its own summary
             return present
         cand = np.array([i for i in present if rejection_reason(sentences[i]) is None])
         k = self.n_sentences(len(cand))
-        if k == 0:
-            return []
+        if k == 0:  # every sentence failed the filter (lists of fragments): fall back to the lead
+            return present[: self.params.target_sentences]
         if k == len(cand):
             return cand.tolist()
         assert emb is not None

@@ -92,6 +92,13 @@ def test_short_documents_are_their_own_summary(summarizer: Summarizer) -> None:
     assert d2.summary == " ".join(two) and d2.summary_sentence_ids == [0, 1]
 
 
+def test_fragments_only_document_falls_back_to_the_lead(summarizer: Summarizer) -> None:
+    fragments = ["Markets.", "Oil up.", "Gold down.", "Bonds flat.", "Yen steady."]
+    (doc,) = summarizer.summarize([_doc(fragments, "fragments")])
+    assert doc.summary_sentence_ids == [0, 1, 2]
+    assert doc.summary == "Markets. Oil up. Gold down."
+
+
 def test_empty_document_gets_no_summary(summarizer: Summarizer) -> None:
     empty = _doc([], "empty")
     full = _doc(ARTICLE, "full")

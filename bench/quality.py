@@ -1,0 +1,42 @@
+"""Quality bench: the default summariser against LEAD-3, the default sentiment model on
+SST-2 dev and the held-out part of Financial PhraseBank, in one run.
+
+    python -m bench.quality     # a few minutes on 2 CPU cores
+
+Reads the evaluation sets from ../shared/eval (beside the checkout). Results are recorded in
+bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sentiment-model", default="minilm-head")
+    parser.add_argument("--summarizer", default="extractive")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+    from bench import sentiment_eval, summary_eval
+    from tasks.sentiment import load_sentiment
+    from tasks.summarize import load_summarizer
+
+    print(f"# textdigest quality bench ({platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores)\n")
+    t0 = time.perf_counter()
+    print("## Summarisation (ROUGE F1 x100)\n")
+    summary_eval.main(load_summarizer(args.summarizer))
+    print(f"\n## Sentiment ({args.sentiment_model})\n")
+    result = sentiment_eval.evaluate(load_sentiment(args.sentiment_model))
+    print(sentiment_eval.format_table(result))
+    print(f"\nbench wall time: {time.perf_counter() - t0:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
