@@ -40,8 +40,8 @@ def test_probabilities_and_score_are_well_formed(model):
 
 def test_polarity_of_clear_sentences(model):
     pos, neg = model.score([
-        _doc("A wonderful, moving film: the best I have seen all year."),
-        _doc("The company's net loss widened and sales collapsed, a terrible quarter."),
+        _doc("Record profits and strong growth made it an excellent year for the company."),
+        _doc("Operating profit fell sharply and the company warned of further losses."),
     ])
     assert pos.sentiment_score > 0.3 and pos.sentiment == "positive"
     assert neg.sentiment_score < -0.3 and neg.sentiment == "negative"
