@@ -50,8 +50,8 @@ DEFAULTS: dict[str, Any] = {
     "class_weight_power": 0.5,
     "max_iter": 150,
 }
-# Weight sentences by 1 - p(neutral): see tasks.sentiment.pool_probs and the model card.
-POOLING = "polar"
+# Mean of sentence probabilities: see tasks.sentiment.pool_probs and the model card.
+POOLING = "mean"
 
 LICENCES = {
     "sst2": "SST (Stanford Sentiment Treebank, GLUE SST-2 split): no licence stated",
