@@ -99,3 +99,26 @@ def test_every_input_is_accounted_for_and_a_repeat_adds_nothing(prefect_harness,
     assert second["counts"] == {"read": 7, "written": 0, "rejected": 0, "skipped_existing": 7}
     ids = pq.read_table(out / "documents").column("doc_id").to_pylist()
     assert len(ids) == len(set(ids)) == 2
+
+
+def test_output_loads_unchanged_in_pandas_polars_and_datasets(seed_run):
+    import pandas as pd
+    import polars as pl
+    from datasets import load_dataset
+
+    out, _ = seed_run
+    arrow = pq.read_table(out / "documents").to_pylist()
+    pdf = pd.read_parquet(out / "documents")
+    assert list(pdf.columns) == DOCUMENT_SCHEMA.names
+    assert pdf["doc_id"].tolist() == [r["doc_id"] for r in arrow]
+    assert pdf["published_date"].iloc[0] == dt.date(2022, 2, 23)
+    pldf = pl.read_parquet(str(out / "documents" / "*.parquet"))
+    assert pldf.columns == DOCUMENT_SCHEMA.names
+    assert pldf["provenance"].struct.field("run_id").to_list() == [
+        r["provenance"]["run_id"] for r in arrow]
+    ds = load_dataset("parquet", data_files=str(out / "documents" / "*.parquet"), split="train",
+                      cache_dir=str(out.parent / "hf-cache"))
+    assert ds.column_names == DOCUMENT_SCHEMA.names
+    assert ds[0]["summary"] == arrow[0]["summary"]
+    assert ds[0]["summary_sentences"] == arrow[0]["summary_sentences"]
+    assert ds[0]["provenance"]["summarizer"]["name"] == arrow[0]["provenance"]["summarizer"]["name"]
