@@ -154,6 +154,8 @@ def train_sentiment_head(
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write the head.")]
     = Path("tasks/assets/sentiment-head"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
+    cache_dir: Annotated[Path | None, typer.Option(help="Cache sentence embeddings here "
+                                                        "(re-runs skip the encoding).")] = None,
 ) -> None:
     """Train the built-in sentiment head on frozen MiniLM embeddings (reproducible)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -162,7 +164,9 @@ def train_sentiment_head(
     for path in (sst2, fpb):
         if not path.is_file():
             raise _fail(f"training data not found: {path}", 2)
-    metrics = train(sst2, fpb, out_dir, seed=seed)
+    dev = sst2.with_name("dev.tsv")
+    metrics = train(sst2, fpb, out_dir, seed=seed, cache_dir=cache_dir,
+                    sst2_dev=dev if dev.is_file() else None)
     out.print_json(data=metrics)
 
 
