@@ -34,12 +34,54 @@ csv.field_size_limit(sys.maxsize)
 
 @dataclass(frozen=True, slots=True)
 class IngestOptions:
-    """Which fields hold the text, id and title in structured inputs."""
+    """Which fields hold the text, id and title in structured inputs, and size limits."""
 
     text_field: str = "text"  # JSONL
     text_column: str = "text"  # CSV, TSV, Parquet
     id_field: str = "id"
     title_field: str = "title"
+    max_doc_bytes: int = 5_000_000  # a larger .txt file or record is rejected as too large
+
+
+# Single-byte Latin code pages that detectors confuse on short texts; for English news the
+# Windows-1252 reading is by far the most likely one when it decodes at all.
+_LATIN_SINGLE_BYTE = frozenset({"cp1250", "cp1252", "latin_1", "iso8859_15", "iso8859_2",
+                                "cp1257", "mac_roman", "iso8859_9", "cp1254"})
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+class UndecodableError(ValueError):
+    """Bytes that are not text in any encoding we can tell (binary files)."""
+
+
+def decode_text(raw: bytes) -> tuple[str, str]:
+    """Text and the encoding used: UTF-8 (BOM or not), UTF-16 with a BOM, else detected.
+
+    Raises UndecodableError for binary content (NUL bytes, or no plausible encoding).
+    """
+    if raw.startswith(_UTF16_BOMS):
+        try:
+            return raw.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as exc:
+            raise UndecodableError(f"bad UTF-16: {exc}") from exc
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    if b"\x00" in raw[:8192]:
+        raise UndecodableError("NUL bytes: binary content")
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(raw).best()
+    if best is None:
+        raise UndecodableError("no text encoding fits: binary content")
+    encoding = best.encoding
+    if encoding in _LATIN_SINGLE_BYTE:
+        try:
+            return raw.decode("cp1252"), "cp1252"
+        except UnicodeDecodeError:
+            pass
+    return str(best), encoding
 
 
 def text_hash(text: str) -> str:
@@ -52,6 +94,7 @@ def discover(input_path: Path) -> tuple[Path, list[Path]]:
     """The root that sources are relative to, and the files under it in a stable order.
 
     Hidden files and folders (dot names) are skipped: they are tool state, not input.
+    Symbolic links are listed (not followed) so that `read_file` can account for them.
     """
     input_path = Path(input_path)
     if not input_path.exists():
@@ -61,7 +104,8 @@ def discover(input_path: Path) -> tuple[Path, list[Path]]:
     files = [
         p
         for p in input_path.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(input_path).parts)
+        if (p.is_file() or p.is_symlink())
+        and not any(part.startswith(".") for part in p.relative_to(input_path).parts)
     ]
     return input_path, sorted(files, key=lambda p: p.relative_to(input_path).as_posix())
 
@@ -95,31 +139,40 @@ def _doc(
     )
 
 
-def _read_text_file(path: Path, rel: str) -> Iterator[Item]:
+def _read_text_file(path: Path, rel: str, opts: IngestOptions) -> Iterator[Item]:
     try:
+        size = path.stat().st_size
+        if size > opts.max_doc_bytes:
+            yield Reject(rel, "too_large", f"{size} bytes > limit {opts.max_doc_bytes}")
+            return
         raw = path.read_bytes()
     except OSError as exc:
         yield Reject(rel, "unreadable_file", str(exc))
         return
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        yield Reject(rel, "not_utf8", str(exc), excerpt(raw[:200].decode("latin-1")))
+        text, encoding = decode_text(raw)
+    except UndecodableError as exc:
+        yield Reject(rel, "binary_file", str(exc))
         return
     if not text.strip():
         yield Reject(rel, "empty_text", "the file is empty or whitespace only")
         return
-    yield Document(doc_id=text_hash(text), source=rel, raw_text=text)
+    meta = {} if encoding == "utf-8" else {"encoding": encoding}
+    yield Document(doc_id=text_hash(text), source=rel, raw_text=text, meta=meta)
 
 
 def _read_jsonl(path: Path, rel: str, opts: IngestOptions) -> Iterator[Item]:
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
             source = f"{rel}:{lineno}"
+            if len(raw) > opts.max_doc_bytes:
+                yield Reject(source, "too_large", f"{len(raw)} bytes > limit {opts.max_doc_bytes}")
+                continue
             try:
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                yield Reject(source, "not_utf8", str(exc), excerpt(raw.decode("latin-1")))
+                yield Reject(source, "not_utf8", f"JSON Lines must be UTF-8: {exc}",
+                             excerpt(raw.decode("latin-1")))
                 continue
             if not line.strip():
                 continue  # blank lines separate nothing in JSONL: not a record
@@ -200,8 +253,19 @@ def read_file(
     """Every item of one file, in file order."""
     rel = path.relative_to(root).as_posix()
     suffix = path.suffix.lower()
+    if path.is_symlink():
+        target = path.resolve()
+        if not target.is_relative_to(root.resolve()):
+            yield Reject(rel, "symlink_outside_input", f"points to {target}, outside the input")
+            return
+        if target.is_dir():
+            yield Reject(rel, "symlinked_folder", "links to folders are not followed")
+            return
+        if not target.exists():
+            yield Reject(rel, "unreadable_file", f"broken link to {target}")
+            return
     if suffix in TEXT_SUFFIXES:
-        yield from _read_text_file(path, rel)
+        yield from _read_text_file(path, rel, opts)
     elif suffix in JSONL_SUFFIXES:
         yield from _read_jsonl(path, rel, opts)
     elif suffix in CSV_SUFFIXES:

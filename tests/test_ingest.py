@@ -8,7 +8,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.ingest import IngestOptions, batched, count_items, discover, iter_items, text_hash
+from tasks.ingest import (
+    IngestOptions,
+    UndecodableError,
+    batched,
+    count_items,
+    decode_text,
+    discover,
+    iter_items,
+    text_hash,
+)
 from tasks.record import Document, Reject
 
 
@@ -113,13 +122,47 @@ def test_parquet_rows_and_missing_column(tmp_path):
     assert [(r.source, r.reason) for r in rejects] == [("other.parquet", "missing_text_column")]
 
 
-def test_unsupported_empty_and_non_utf8_files_are_rejected(tmp_path):
+def test_unsupported_empty_binary_and_large_files_are_rejected(tmp_path):
     (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n")
     (tmp_path / "empty.txt").write_text("  \n")
-    (tmp_path / "latin.txt").write_bytes("caf\xe9".encode("latin-1"))
-    reasons = {r.source: r.reason for r in iter_items(tmp_path)}
-    assert reasons == {"empty.txt": "empty_text", "image.png": "unsupported_format",
-                       "latin.txt": "not_utf8"}
+    (tmp_path / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(300))
+    (tmp_path / "huge.txt").write_text("word " * 300)
+    items = list(iter_items(tmp_path, IngestOptions(max_doc_bytes=1000)))
+    reasons = {r.source: r.reason for r in items}
+    assert reasons == {"binary.txt": "binary_file", "empty.txt": "empty_text",
+                       "huge.txt": "too_large", "image.png": "unsupported_format"}
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "utf-16", "utf-8-sig"])
+def test_legacy_encodings_are_decoded_and_recorded(tmp_path, encoding):
+    text = "Caf\u00e9 cr\u00e8me: the d\u00e9j\u00e0 vu of \u201cna\u00efve\u201d markets."
+    (tmp_path / "a.txt").write_bytes(text.encode(encoding))
+    (doc,) = iter_items(tmp_path)
+    assert isinstance(doc, Document)
+    assert doc.raw_text == text
+    assert doc.meta.get("encoding", "utf-8") == {"utf-8-sig": "utf-8"}.get(encoding, encoding)
+
+
+def test_decode_text_refuses_binary():
+    with pytest.raises(UndecodableError):
+        decode_text(bytes(range(256)) * 8)
+
+
+def test_symlinks_are_not_followed_out_of_the_input(tmp_path):
+    inp, outside = tmp_path / "in", tmp_path / "outside"
+    inp.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("Outside text.")
+    (inp / "a.txt").write_text("Inside text.")
+    (inp / "link.txt").symlink_to(outside / "secret.txt")
+    (inp / "linkdir").symlink_to(outside, target_is_directory=True)
+    (inp / "alias.txt").symlink_to(inp / "a.txt")
+    items = {i.source: i for i in iter_items(inp)}
+    assert items["link.txt"].reason == "symlink_outside_input"
+    assert items["linkdir"].reason == "symlink_outside_input"
+    assert isinstance(items["alias.txt"], Document)  # inside the input: read
+    assert isinstance(items["a.txt"], Document)
+    assert all("Outside" not in getattr(i, "raw_text", "") for i in items.values())
 
 
 def test_batches_are_bounded_and_limit_stops(tmp_path):
