@@ -71,6 +71,9 @@ def run(
     id_field: Annotated[str, typer.Option(help="Field or column holding a document id "
                                                "(else the text's hash is the id).")] = "id",
     shard_rows: Annotated[int, typer.Option(help="Most rows per Parquet shard.")] = 10_000,
+    max_reject_ratio: Annotated[float | None, typer.Option(
+        help="Fail (exit 1) when more than this share of the documents is rejected, "
+             "e.g. 0.2.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Log every Prefect task run.")] = False,
@@ -90,7 +93,7 @@ def run(
         config = DigestConfig(
             input=input, output=output, summarizer=summarizer, sentiment_model=sentiment_model,
             batch_size=batch_size, limit=limit, text_field=text_field, text_column=text_column,
-            id_field=id_field, shard_rows=shard_rows,
+            id_field=id_field, shard_rows=shard_rows, max_reject_ratio=max_reject_ratio,
             show_progress=progress and sys.stderr.isatty(),
         )
     except ValidationError as exc:

@@ -29,6 +29,9 @@ class DigestConfig(BaseModel):
     shard_rows: int = Field(10_000, ge=1, description="Most rows in one Parquet shard.")
     max_in_flight: int = Field(2, ge=1, le=64,
                                description="Batches processed ahead of the writer.")
+    max_reject_ratio: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Fail the run when more than this share of the documents read is rejected.")
     show_progress: bool = Field(True, description="Draw a progress bar on the terminal.")
 
     def ingest_options(self) -> IngestOptions:

@@ -54,8 +54,8 @@ from tasks.write import (
 VERSION = package_version("textdigest")
 
 
-class AccountingError(RuntimeError):
-    """Documents read differ from documents written + rejected + skipped."""
+class RunCheckError(RuntimeError):
+    """A run that wrote its output but failed an end-of-run check (accounting, reject ratio)."""
 
 
 @task(name="load-models", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
@@ -245,9 +245,14 @@ def digest(config: DigestConfig) -> dict[str, Any]:
             manifest["status"] = "failed"
             manifest["error"] = (f"accounting mismatch: read {intake.read} != written {written}"
                                  f" + rejected {rejected} + skipped {intake.skipped}")
+        ratio = config.max_reject_ratio
+        if status == "completed" and ratio is not None and rejected > ratio * intake.read:
+            manifest["status"] = "failed"
+            manifest["error"] = (f"{rejected} of {intake.read} documents rejected, more than "
+                                 f"--max-reject-ratio {ratio}; see {output / 'rejects'}")
         path = writer.write_manifest(manifest)
     if manifest["status"] != "completed":
-        raise AccountingError(manifest["error"])
+        raise RunCheckError(manifest["error"])
     logger.info("run %s: read %d, written %d, rejected %d, skipped %d (%.1f docs/s); manifest %s",
                 run_id, intake.read, written, rejected, intake.skipped,
                 manifest["docs_per_s"] or 0.0, path)

@@ -122,3 +122,19 @@ def test_output_loads_unchanged_in_pandas_polars_and_datasets(seed_run):
     assert ds[0]["summary"] == arrow[0]["summary"]
     assert ds[0]["summary_sentences"] == arrow[0]["summary_sentences"]
     assert ds[0]["provenance"]["summarizer"]["name"] == arrow[0]["provenance"]["summarizer"]["name"]
+
+
+def test_reject_ratio_fails_the_run_but_keeps_what_was_written(prefect_harness, tmp_path):
+    from flows.digest import RunCheckError, digest
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    shutil.copy(next(SEEDS.glob("*.txt")), inp / "seed.txt")
+    for n in range(3):
+        (inp / f"empty{n}.txt").write_text(" ")
+    out = tmp_path / "out"
+    with pytest.raises(RunCheckError, match="max-reject-ratio"):
+        digest(DigestConfig(input=inp, output=out, max_reject_ratio=0.5, show_progress=False))
+    (manifest,) = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    assert manifest["status"] == "failed" and manifest["counts"]["rejected"] == 3
+    assert pq.read_table(out / "documents").num_rows == 1
