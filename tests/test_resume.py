@@ -1,0 +1,81 @@
+"""A run killed with SIGKILL mid-way, then run again, ends with exactly the rows of an
+uninterrupted run: no duplicates, no half-written files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from .conftest import SHARED
+
+EXE = Path(sys.executable).with_name("textdigest")
+N_DOCS = 15
+
+
+def _articles(tmp_path: Path) -> Path:
+    """A JSONL input from the shared CNN/DailyMail sample (read from ../shared, not copied)."""
+    path = tmp_path / "articles.jsonl"
+    with (SHARED / "eval" / "cnndm" / "dev.jsonl").open() as src, path.open("w") as dst:
+        for n, line in enumerate(src):
+            if n >= N_DOCS:
+                break
+            row = json.loads(line)
+            dst.write(json.dumps({"id": row["id"], "text": row["article"]}) + "\n")
+    return path
+
+
+def _cmd(inp: Path, out: Path) -> list[str]:
+    return [str(EXE), "run", "--input", str(inp), "--output", str(out), "--batch-size", "3",
+            "--shard-rows", "3", "--no-progress"]
+
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+def _rows(out: Path) -> dict[str, tuple]:
+    table = pq.read_table(out / "documents", columns=["doc_id", "summary", "sentiment_score"])
+    rows = table.to_pylist()
+    ids = [r["doc_id"] for r in rows]
+    assert len(ids) == len(set(ids)), "duplicate rows"
+    return {r["doc_id"]: (r["summary"], round(r["sentiment_score"], 4)) for r in rows}
+
+
+def test_sigkill_then_rerun_equals_a_clean_run(tmp_path):
+    inp = _articles(tmp_path)
+    killed_out, clean_out = tmp_path / "killed", tmp_path / "clean"
+
+    proc = subprocess.Popen(_cmd(inp, killed_out), env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    shards = killed_out / "documents"
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list(shards.glob("*.parquet"))) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    partial = _rows(killed_out)  # every visible shard is complete and readable
+    assert 0 < len(partial) < N_DOCS
+    assert not list(killed_out.glob("runs/*.json"))  # the killed run wrote no manifest
+
+    resumed = subprocess.run(_cmd(inp, killed_out), env=ENV, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert not list(killed_out.rglob(".*.tmp"))
+    (manifest,) = [json.loads(p.read_text()) for p in (killed_out / "runs").glob("*.json")]
+    assert manifest["counts"]["skipped_existing"] == len(partial)
+    assert manifest["counts"]["written"] == N_DOCS - len(partial)
+
+    clean = subprocess.run(_cmd(inp, clean_out), env=ENV, capture_output=True, text=True,
+                           timeout=600)
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    assert _rows(killed_out) == _rows(clean_out)
