@@ -17,7 +17,7 @@ import time
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sentiment-model", default="minilm-head")
+    parser.add_argument("--sentiment-model", default="minilm-lora")
     parser.add_argument("--summarizer", default="extractive")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

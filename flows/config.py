@@ -18,7 +18,7 @@ class DigestConfig(BaseModel):
     input: Path = Field(Path("seeds"), description="A file or a folder (read recursively).")
     output: Path = Field(Path("data"), description="The dataset folder to write.")
     summarizer: str = Field("extractive", description="Summariser name.")
-    sentiment_model: str = Field("minilm-head", description="Sentiment model name.")
+    sentiment_model: str = Field("minilm-lora", description="Sentiment model name.")
     batch_size: int = Field(64, ge=1, le=100_000, description="Documents per batch task.")
     limit: int | None = Field(None, ge=1, description="Stop after this many input documents.")
     text_field: str = Field("text", min_length=1, description="JSONL field holding the text.")

@@ -3,13 +3,16 @@
 Each sentence gets (p_negative, p_neutral, p_positive); a document pools its sentences.
 The default model is a tiny classification head over the frozen sentence embeddings that
 `tasks.embed` already computes for the summariser, so sentiment costs almost nothing extra.
-Other models (a LoRA-tuned MiniLM, any Hugging Face sequence classifier) plug in as another
+"minilm-lora" is MiniLM itself fine-tuned with LoRA adapters (`tasks.train_sentiment`): more
+accurate, at the price of its own encoder pass per sentence. Other models plug in as another
 `SentimentModel` factory in `BUILTIN_SENTIMENT`, behind the same `load_sentiment(name)`.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import warnings
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -17,11 +20,21 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from tasks.models import ASSETS, DEFAULT_ENCODER, ModelError, file_digest, load_encoder
+from tasks.models import (
+    ASSETS,
+    DEFAULT_ENCODER,
+    ModelError,
+    file_digest,
+    load_encoder,
+    resolve_encoder,
+)
 from tasks.record import SENTIMENT_LABELS, Document
 
-DEFAULT_SENTIMENT = "minilm-head"
+HEAD_NAME = "minilm-head"
+DEFAULT_SENTIMENT = "minilm-lora"  # must be a BUILTIN_SENTIMENT key
 HEAD_DIR = ASSETS / "sentiment-head"
+LORA_NAME = "minilm-lora"
+LORA_DIR = ASSETS / "sentiment-lora"
 POOLINGS = ("mean", "polar")
 
 
@@ -155,8 +168,131 @@ class EmbeddingHeadSentiment:
         return docs
 
 
+def mean_pool(hidden, mask):
+    """Mean of the token vectors that are not padding: the pooling LoRA training used."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+
+
+def load_base_encoder(path: Path):
+    """MiniLM as a bare transformers BertModel (no pooler: mean pooling replaces it), quietly."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the unused pooler weights trigger a load report
+    try:
+        return AutoModel.from_pretrained(str(path), add_pooling_layer=False)
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+class LoraSentiment:
+    """MiniLM fine-tuned with LoRA adapters plus a linear 3-way head (`tasks.train_sentiment`).
+
+    The adapter is merged into the base weights at load, so scoring costs one plain MiniLM
+    pass per sentence; it cannot reuse `doc.embeddings` (those come from the untuned encoder).
+    """
+
+    needs_embeddings = False
+
+    def __init__(self, folder: Path, name: str, pooling: str | None = None,
+                 batch_size: int = 64):
+        import torch
+        from peft import PeftModel
+        from safetensors.torch import load_file
+        from transformers import AutoTokenizer
+
+        files = [folder / n for n in ("config.json", "head.safetensors",
+                                      "adapter_model.safetensors", "adapter_config.json")]
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise ModelError(f"LoRA sentiment folder {folder} lacks {', '.join(missing)}; "
+                             "train one with python -m tasks.train_sentiment")
+        self.name = name
+        self.folder = folder
+        self.batch_size = batch_size
+        self.config = json.loads(files[0].read_text(encoding="utf-8"))
+        self.labels = tuple(self.config["labels"])
+        if self.labels != SENTIMENT_LABELS:
+            raise ModelError(f"model labels {self.labels} differ from {SENTIMENT_LABELS}")
+        self.pooling = pooling or self.config.get("pooling", "mean")
+        pool_probs(np.full((1, 3), 1 / 3), self.pooling)  # fail early on a bad name
+        self.max_length = int(self.config["max_length"])
+        self.temperature = float(self.config.get("temperature", 1.0))
+        base_ref = resolve_encoder(DEFAULT_ENCODER)
+        trained_on = self.config["base_model"]["revision"]
+        if trained_on.split(";")[-1] != base_ref.revision.split(";")[-1]:
+            raise ModelError(f"adapter in {folder} was trained on base weights {trained_on}, "
+                             f"but the installed base is {base_ref.revision}")
+        self.base_revision = base_ref.revision
+        self.adapter_digest = file_digest(files[2])
+        self.head_digest = file_digest(files[1])
+        self.lora = self.config["lora"]
+        self.tokenizer = AutoTokenizer.from_pretrained(str(base_ref.path))
+        with warnings.catch_warnings():  # peft calls a transformers API deprecated in 5.x
+            warnings.simplefilter("ignore", FutureWarning)
+            peft_model = PeftModel.from_pretrained(load_base_encoder(base_ref.path), str(folder))
+        self._encoder = peft_model.merge_and_unload().float().eval()
+        self._head = torch.nn.Linear(int(self.config["hidden_size"]), len(self.labels))
+        self._head.load_state_dict(load_file(str(files[1])))
+        self._head.float().eval()
+        self._torch = torch
+        self._lock = threading.Lock()  # torch modules are not safe to call from several threads
+
+    def provenance(self) -> dict[str, str]:
+        params = {
+            "max_length": self.max_length,
+            "pooling": self.pooling,
+            "temperature": self.temperature,
+            "lora": {"r": self.lora["r"], "alpha": self.lora["alpha"]},
+            "base": self.config["base_model"]["name"],
+        }
+        return {
+            "name": self.name,
+            "revision": f"{self.base_revision};adapter-sha256:{self.adapter_digest};"
+                        f"head-sha256:{self.head_digest}",
+            "params": json.dumps(params, sort_keys=True),
+        }
+
+    def logits(self, sentences: list[str]) -> np.ndarray:
+        """(n, 3) raw head logits (before temperature), batched by length, in input order."""
+        torch = self._torch
+        out = np.zeros((len(sentences), len(self.labels)), dtype=np.float32)
+        if not sentences:
+            return out
+        # Sorting by length keeps padding (wasted compute) small within each batch.
+        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                enc = self.tokenizer([sentences[i] for i in idx], padding=True, truncation=True,
+                                     max_length=self.max_length, return_tensors="pt")
+                hidden = self._encoder(input_ids=enc["input_ids"],
+                                       attention_mask=enc["attention_mask"]).last_hidden_state
+                out[idx] = self._head(mean_pool(hidden, enc["attention_mask"])).numpy()
+        return out
+
+    def sentence_probs(self, sentences: list[str]) -> np.ndarray:
+        """(n, 3) calibrated probabilities: softmax(logits / temperature)."""
+        z = self.logits(sentences).astype(np.float64) / self.temperature
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def score(self, docs: list[Document]) -> list[Document]:
+        # One encoder call for the whole batch of documents, split back per document.
+        probs = self.sentence_probs([s for d in docs for s in d.sentences])
+        start = 0
+        for doc in docs:
+            n = len(doc.sentences)
+            set_sentiment(doc, pool_probs(probs[start : start + n], self.pooling) if n else None)
+            start += n
+        return docs
+
+
 BUILTIN_SENTIMENT: dict[str, Callable[[], SentimentModel]] = {
-    DEFAULT_SENTIMENT: lambda: EmbeddingHeadSentiment(HEAD_DIR, DEFAULT_SENTIMENT),
+    HEAD_NAME: lambda: EmbeddingHeadSentiment(HEAD_DIR, HEAD_NAME),
+    LORA_NAME: lambda: LoraSentiment(LORA_DIR, LORA_NAME),
 }
 
 

@@ -36,7 +36,7 @@ class ModelNames:
 
     encoder: str = "minilm"
     summarizer: str = "extractive"
-    sentiment: str = "minilm-head"
+    sentiment: str = "minilm-lora"
 
 
 def _guarded(batch: Batch, step: str, fn: Callable[[list[Document]], object]) -> Batch:

@@ -21,7 +21,7 @@ def _doc(*sentences: str) -> Document:
 
 @pytest.fixture(scope="module")
 def model() -> SentimentModel:
-    return load_sentiment()
+    return load_sentiment("minilm-head")
 
 
 def test_probabilities_and_score_are_well_formed(model):
@@ -66,7 +66,8 @@ def test_empty_document_gets_none(model):
 
 
 def test_load_sentiment_caches_and_rejects_unknown_names():
-    assert load_sentiment() is load_sentiment("minilm-head")
+    assert load_sentiment("minilm-head") is load_sentiment("minilm-head")
+    assert load_sentiment() is load_sentiment("minilm-lora")  # the default
     with pytest.raises(ModelError, match="minilm-head"):
         load_sentiment("no-such-model")
 
