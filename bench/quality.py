@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
     from bench import sentiment_eval, summary_eval
-    from tasks.sentiment import load_sentiment
+    from tasks.sentiment import BUILTIN_SENTIMENT, load_sentiment
     from tasks.summarize import load_summarizer
 
     print(f"# textdigest quality bench ({platform.processor() or platform.machine()}, "
@@ -32,9 +32,14 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     print("## Summarisation (ROUGE F1 x100)\n")
     summary_eval.main(load_summarizer(args.summarizer))
-    print(f"\n## Sentiment ({args.sentiment_model})\n")
+    print(f"\n## Sentiment ({args.sentiment_model}, then every built-in side by side)\n")
     result = sentiment_eval.evaluate(load_sentiment(args.sentiment_model))
     print(sentiment_eval.format_table(result))
+    others = [sentiment_eval.evaluate(load_sentiment(name)) for name in BUILTIN_SENTIMENT
+              if name != args.sentiment_model]
+    if others:
+        print()
+        print(sentiment_eval.format_comparison([result, *others]))
     print(f"\nbench wall time: {time.perf_counter() - t0:.1f} s")
 
 
