@@ -149,6 +149,16 @@ def _print_summary(summary: dict) -> None:
     out.print(f"manifest: {summary['manifest_path']}")
 
 
+def _training_data(sst2: Path, fpb: Path) -> Path | None:
+    """Check the training files exist (offline mode on); the SST-2 dev file beside, if any."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    for path in (sst2, fpb):
+        if not path.is_file():
+            raise _fail(f"training data not found: {path}", 2)
+    dev = sst2.with_name("dev.tsv")
+    return dev if dev.is_file() else None
+
+
 @train_app.command("sentiment")
 def train_sentiment(
     sst2: Annotated[Path, typer.Option(help="SST-2 train TSV (text, label).")]
@@ -162,16 +172,11 @@ def train_sentiment(
     fpb_repeat: Annotated[int, typer.Option(help="Times the FPB train part is repeated.")] = 3,
 ) -> None:
     """Fine-tune the built-in `minilm-lora` sentiment model (LoRA on MiniLM, ~5 min on CPU)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    dev = _training_data(sst2, fpb)
     from tasks.train_sentiment import train_sentiment_model
 
-    for path in (sst2, fpb):
-        if not path.is_file():
-            raise _fail(f"training data not found: {path}", 2)
-    dev = sst2.with_name("dev.tsv")
     metrics = train_sentiment_model(sst2, fpb, out_dir, seed=seed, sst2_rows=sst2_rows,
-                                    fpb_repeat=fpb_repeat,
-                                    sst2_dev=dev if dev.is_file() else None)
+                                    fpb_repeat=fpb_repeat, sst2_dev=dev)
     out.print_json(data=metrics)
 
 
@@ -188,15 +193,10 @@ def train_sentiment_head(
                                                         "(re-runs skip the encoding).")] = None,
 ) -> None:
     """Train the built-in sentiment head on frozen MiniLM embeddings (reproducible)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    dev = _training_data(sst2, fpb)
     from tasks.train_head import train_sentiment_head as train
 
-    for path in (sst2, fpb):
-        if not path.is_file():
-            raise _fail(f"training data not found: {path}", 2)
-    dev = sst2.with_name("dev.tsv")
-    metrics = train(sst2, fpb, out_dir, seed=seed, cache_dir=cache_dir,
-                    sst2_dev=dev if dev.is_file() else None)
+    metrics = train(sst2, fpb, out_dir, seed=seed, cache_dir=cache_dir, sst2_dev=dev)
     out.print_json(data=metrics)
 
 
