@@ -43,10 +43,18 @@ def _quiet_env() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS", "false")
+    from tasks.secrets import install_redaction
+
+    install_redaction()  # HF_TOKEN and co. never reach a log line
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    from rich.markup import escape
+
+    from tasks.secrets import redact
+
+    message = escape(" ".join(redact(message).split()))  # one line, no token, no markup
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # one line
     return typer.Exit(code)
 
 
@@ -76,6 +84,45 @@ def run(
         help="Fail (exit 1) when more than this share of the documents is rejected, "
              "e.g. 0.2.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    near_dup_threshold: Annotated[float, typer.Option(
+        help="Flag near-duplicates (MinHash Jaccard of word 5-grams at least this) in the "
+             "duplicate_of column; 0 turns it off.")] = 0.8,
+    task_runner: Annotated[str, typer.Option(
+        help="Run batch tasks on 'threads' or on 'dask' (a LocalCluster, or --dask-address)."
+    )] = "threads",
+    dask_address: Annotated[str | None, typer.Option(
+        help="Existing Dask scheduler, tcp://HOST:PORT (with --task-runner dask).")] = None,
+    dask_workers: Annotated[int | None, typer.Option(
+        help="Worker processes of the LocalCluster (with --task-runner dask).")] = None,
+    summarizer_revision: Annotated[str | None, typer.Option(
+        help="Hub revision (branch, tag or commit) of a Hub summariser.")] = None,
+    sentiment_revision: Annotated[str | None, typer.Option(
+        help="Hub revision of a Hub sentiment model.")] = None,
+    num_beams: Annotated[int | None, typer.Option(
+        help="Seq2seq summariser: beam width (default: the model's).")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(
+        help="Seq2seq summariser: longest summary in tokens (default: the model's).")] = None,
+    min_new_tokens: Annotated[int | None, typer.Option(
+        help="Seq2seq summariser: shortest summary in tokens.")] = None,
+    no_repeat_ngram_size: Annotated[int | None, typer.Option(
+        help="Seq2seq summariser: no n-gram of this size repeats.")] = None,
+    length_penalty: Annotated[float | None, typer.Option(
+        help="Seq2seq summariser: beam length penalty (> 1 favours longer).")] = None,
+    label_map: Annotated[str | None, typer.Option(
+        help="Sentiment model labels to ours, e.g. 'LABEL_0=negative,LABEL_1=positive' "
+             "(for labels the automatic mapping does not know).")] = None,
+    dtype: Annotated[str, typer.Option(
+        help="Weights of Hugging Face models: float32 or bfloat16 (faster on CPUs with "
+             "bf16 support).")] = "float32",
+    model_batch_size: Annotated[int | None, typer.Option(
+        help="Hugging Face models: chunks or sentences per generate/forward call "
+             "(default 8 for summarisers, 32 for sentiment).")] = None,
+    non_english: Annotated[str, typer.Option(
+        help="Documents not in English (detected, stored in the language column): 'keep' "
+             "them flagged, or 'reject' them as not_english.")] = "keep",
+    report: Annotated[bool, typer.Option(
+        help="Also write OUTPUT/report.html (plots, key figures; see `textdigest report`) "
+             "and link it as a Prefect artifact.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Log every Prefect task run.")] = False,
 ) -> None:
@@ -96,20 +143,36 @@ def run(
             batch_size=batch_size, limit=limit, text_field=text_field, text_column=text_column,
             id_field=id_field, shard_rows=shard_rows, max_reject_ratio=max_reject_ratio,
             show_progress=progress and sys.stderr.isatty(),
+            near_dup_threshold=near_dup_threshold or None, task_runner=task_runner,
+            dask_address=dask_address, dask_workers=dask_workers,
+            summarizer_revision=summarizer_revision, sentiment_revision=sentiment_revision,
+            num_beams=num_beams, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+            no_repeat_ngram_size=no_repeat_ngram_size, length_penalty=length_penalty,
+            label_map=label_map, dtype=dtype, model_batch_size=model_batch_size,
+            non_english=non_english,
+            report=report,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise _fail(f"--{'-'.join(str(p) for p in first['loc'])}: {first['msg']}", 2) from None
+        if first["loc"]:
+            option = "-".join(str(p) for p in first["loc"]).replace("_", "-")  # as typed
+            message = f"--{option}: {first['msg']}"
+        else:  # a check across options: name them as the command line spells them
+            message = first["msg"].removeprefix("Value error, ").replace("_", "-")
+        raise _fail(message, 2) from None
     if not config.input.exists():
         raise _fail(f"input not found: {config.input}", 2)
+    from tasks.write import unwritable_reason
+
+    if reason := unwritable_reason(config.output):  # before hours of work, not after
+        raise _fail(f"output folder not writable: {config.output}: {reason}", 2)
 
     from tasks.models import ModelError
-    from tasks.sentiment import load_sentiment
-    from tasks.summarize import load_summarizer
 
     try:  # load (and so validate) the models before any document is read
-        load_summarizer(config.summarizer)
-        load_sentiment(config.sentiment_model)
+        models = config.model_names()
+        models.load_summarizer()
+        models.load_sentiment()
     except ModelError as exc:
         raise _fail(str(exc), 2) from None
 
@@ -119,20 +182,49 @@ def run(
         temporary_settings,
     )
 
-    from flows.digest import digest
+    from flows.runners import digest_for
 
     if not verbose:
         logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
+    _no_traceback_for_check_errors()
     # With no server configured each run starts a temporary API; heartbeats (for crash
     # detection by a server's services) only cost a second per run there.
-    settings = (temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+    settings = (temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+                                            **_temporary_api_for_workers(config)})
                 if not PREFECT_API_URL.value() else nullcontext())
     try:
         with settings:
-            summary = digest(config)
+            summary = digest_for(config)(config)
     except Exception as exc:  # noqa: BLE001 - one line for the user; Prefect logged the rest
         raise _fail(f"run failed: {type(exc).__name__}: {exc}") from None
     _print_summary(summary)
+
+
+def _no_traceback_for_check_errors() -> None:
+    """A failed end-of-run check (accounting, reject ratio) is an expected outcome with a
+    one-line reason: keep Prefect from logging it with a traceback."""
+    from flows.digest import RunCheckError
+
+    def strip(record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], RunCheckError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+    logging.getLogger("prefect.flow_runs").addFilter(strip)
+
+
+def _temporary_api_for_workers(config) -> dict:
+    """On Dask with no server configured: start the temporary API now and name it in the
+    settings, which travel with each task, so that the workers report to it instead of each
+    starting a temporary API of its own."""
+    if config.task_runner != "dask":
+        return {}
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL
+
+    server = SubprocessASGIServer()  # the process-wide one Prefect would start anyway
+    server.start()
+    return {PREFECT_API_URL: server.api_url}
 
 
 def _print_summary(summary: dict) -> None:
@@ -147,6 +239,8 @@ def _print_summary(summary: dict) -> None:
         reasons = ", ".join(f"{k}: {v}" for k, v in summary["rejects_by_reason"].items())
         out.print(f"rejects by reason: {reasons}")
     out.print(f"manifest: {summary['manifest_path']}")
+    if summary.get("report_path"):
+        out.print(f"report: {summary['report_path']}", highlight=False)
 
 
 def _training_data(sst2: Path, fpb: Path) -> Path | None:
@@ -198,6 +292,209 @@ def train_sentiment_head(
 
     metrics = train(sst2, fpb, out_dir, seed=seed, cache_dir=cache_dir, sst2_dev=dev)
     out.print_json(data=metrics)
+
+
+@app.command()
+def report(
+    data_dir: Annotated[Path, typer.Argument(help="A digest output folder (documents/, "
+                                                  "rejects/, runs/).")] = Path("data"),
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", help="The HTML file to write (default: DATA_DIR/report.html).")] = None,
+) -> None:
+    """Write a self-contained HTML report of a digest output: plots and key figures.
+
+    Sentiment distribution and over published_date, documents per agency and dateline,
+    summary length and compression, rejects by reason, throughput over runs, the most
+    negative and most positive documents. Images are embedded and nothing is loaded from
+    the network, so the page opens offline.
+    """
+    from tasks.report import ReportError, write_report
+
+    try:
+        path = write_report(data_dir, out_file)
+    except ReportError as exc:
+        raise _fail(str(exc), 2) from None
+    except OSError as exc:
+        raise _fail(f"cannot write the report: {exc}") from None
+    out.print(f"report: {path}", highlight=False)
+
+
+@app.command()
+def publish(
+    data_dir: Annotated[Path, typer.Argument(help="A digest output folder (documents/, "
+                                                  "rejects/, runs/).")],
+    repo_id: Annotated[str, typer.Option(help="Dataset repo on the Hub: ORG/NAME.")],
+    private: Annotated[bool, typer.Option("--private",
+                                          help="Create the repo private.")] = False,
+    branch: Annotated[str, typer.Option(help="Branch to commit to.")] = "main",
+    license: Annotated[str, typer.Option(
+        help="Licence id for the card (default 'other': the article text keeps its "
+             "publishers' terms; see the card).")] = "other",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Stage, write the card and "
+                                          "validate; no network.")] = False,
+    staging_dir: Annotated[Path | None, typer.Option(
+        help="Upload folder (default: DATA_DIR.hf-staging beside DATA_DIR).")] = None,
+) -> None:
+    """Publish a digest output as a Hugging Face dataset (the `publish` Prefect flow).
+
+    Stages the shards and a dataset card (configs, features, models, statistics) in an
+    upload folder outside DATA_DIR, checks that `datasets.load_dataset` reads that folder
+    back row for row, then commits the shards the repo lacks and the refreshed card. The
+    token comes from HF_TOKEN or `hf auth login`.
+    """
+    _quiet_env()
+    from flows.publish import PublishConfig
+
+    try:
+        config = PublishConfig(data_dir=data_dir, repo_id=repo_id, private=private,
+                               branch=branch, license=license, dry_run=dry_run,
+                               staging_dir=staging_dir)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise _fail(f"--{'-'.join(str(p) for p in first['loc'])}: {first['msg']}", 2) from None
+    if not config.data_dir.is_dir():
+        raise _fail(f"data folder not found: {config.data_dir}", 2)
+    from tasks.publish import PublishError, check_staging_dir, local_shards, preflight
+
+    try:  # before Prefect starts: a wrong folder, no Hub or no token fails at once
+        local_shards(config.data_dir)
+        check_staging_dir(config.staging(), config.data_dir)
+    except PublishError as exc:
+        raise _fail(str(exc), 2) from None
+    if not config.dry_run:
+        try:
+            preflight()
+        except PublishError as exc:
+            raise _fail(str(exc)) from None
+
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
+
+    from flows.publish import publish as publish_flow
+
+    logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
+    settings = (temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+                if not PREFECT_API_URL.value() else nullcontext())
+    try:
+        with settings:
+            result = publish_flow(config)
+    except PublishError as exc:
+        raise _fail(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - one line for the user; Prefect logged the rest
+        raise _fail(f"publish failed: {type(exc).__name__}: {exc}") from None
+    out.print(f"staged: {result['staging']}", highlight=False)
+    out.print("load_dataset round trip: " + ", ".join(
+        f"{k} {v['rows']} rows" for k, v in result["validated"].items()), highlight=False)
+    if result["dry_run"]:
+        new = result["new_shards"]
+        out.print(f"dry run, nothing sent to {config.repo_id}: "
+                  + (f"{len(new)} new shard(s) and the card would be uploaded"
+                     if new else f"no new shards ({result['already']} already published); "
+                                 "the card would be refreshed"), highlight=False)
+        for path in result["would_upload"]:
+            out.print(f"  {path}", highlight=False)
+    else:
+        out.print(f"{result['message']}: {result['commit_url']}", highlight=False)
+
+
+models_app = typer.Typer(help="Built-in models, and Hugging Face models in the local cache.",
+                         no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Built-in models with their revisions, then the models in the Hugging Face cache.
+
+    Any cached model (or a local folder with a config.json and safetensors weights) can be
+    passed to `textdigest run --summarizer` (seq2seq) or `--sentiment-model` (classifier).
+    """
+    from tasks.models import ASSETS, cached_hub_models, file_digest, resolve_encoder
+
+    encoder = resolve_encoder()
+    table = Table(title="built-in models (no network needed)")
+    for col in ("name", "role", "revision"):
+        table.add_column(col)
+    table.add_row("minilm", "encoder", encoder.revision)
+    table.add_row("extractive", "summarizer (default)", f"{encoder.revision} (its encoder)")
+    lora = ASSETS / "sentiment-lora" / "adapter_model.safetensors"
+    head = ASSETS / "sentiment-head" / "head.safetensors"
+    for name, role, weights in (("minilm-lora", "sentiment (default)", lora),
+                                ("minilm-head", "sentiment", head)):
+        table.add_row(name, role, f"sha256:{file_digest(weights)}" if weights.is_file()
+                      else "missing")
+    out.print(table)
+    cached = cached_hub_models()
+    if not cached:
+        out.print("Hugging Face cache: no models (`textdigest models pull ID` on a machine "
+                  "with Hub access)", highlight=False)
+        return
+    table = Table(title="Hugging Face cache")
+    for col in ("id", "revision (commit)", "refs", "size", "safetensors"):
+        table.add_column(col)
+    for row in cached:
+        table.add_row(row["id"], row["revision"], row["refs"], row["size"], row["safetensors"])
+    out.print(table)
+
+
+@models_app.command("pull")
+def models_pull(
+    model_id: Annotated[str, typer.Argument(help="Hub id, e.g. facebook/bart-large-cnn.")],
+    revision: Annotated[str | None, typer.Option(help="Branch, tag or commit.")] = None,
+) -> None:
+    """Download a Hub model (config, safetensors weights, tokenizer) into the local cache."""
+    from tasks.models import ModelError, pull_model
+
+    try:
+        path = pull_model(model_id, revision)
+    except ModelError as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"{model_id} @ {path.name}: {path}", highlight=False)
+
+
+@app.command()
+def serve(
+    prefect_yaml: Annotated[Path | None, typer.Option(
+        help="Where the `digest` deployment's cron and parameters are read from (default: "
+             "./prefect.yaml, else the checkout's).")] = None,
+    name: Annotated[str, typer.Option(
+        help="Deployment name to register (not `digest`: that is prefect.yaml's, for "
+             "workers).")] = "digest-serve",
+    cron: Annotated[str | None, typer.Option(help="Override the cron of prefect.yaml.")] = None,
+    input: Annotated[Path | None, typer.Option("--input", "-i",
+                                               help="Override the input.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="Override the output.")] = None,
+    task_runner: Annotated[str | None, typer.Option(help="Override: 'threads' or 'dask'.")]
+    = None,
+    dask_address: Annotated[str | None, typer.Option(
+        help="Existing Dask scheduler, tcp://HOST:PORT (with --task-runner dask).")] = None,
+) -> None:
+    """Run the scheduled digest from this process: no worker or work pool needed.
+
+    Registers deployment digest/NAME with the Prefect API (PREFECT_API_URL) on the cron and
+    parameters of prefect.yaml, then runs its flow runs one at a time until Ctrl-C.
+    """
+    _quiet_env()
+    from flows.config import DigestConfig
+    from flows.schedule import ScheduleError, find_prefect_yaml, read_spec, serve_digest
+
+    try:
+        spec = read_spec(prefect_yaml or find_prefect_yaml())
+        updates = {k: v for k, v in {"input": input, "output": output,
+                                     "task_runner": task_runner,
+                                     "dask_address": dask_address}.items() if v is not None}
+        config = DigestConfig.model_validate({**spec.config.model_dump(), **updates})
+    except ScheduleError as exc:
+        raise _fail(str(exc), 2) from None
+    except ValidationError as exc:
+        raise _fail(f"bad option: {exc.errors()[0]['msg']}", 2) from None
+    out.print(f"serving digest/{name} on cron {cron or spec.cron!r}: {config.input} -> "
+              f"{config.output}", highlight=False)
+    serve_digest(config, name=name, cron=cron or spec.cron)
 
 
 if __name__ == "__main__":  # pragma: no cover

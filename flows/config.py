@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tasks.ingest import IngestOptions
 from tasks.steps import ModelNames
@@ -33,10 +34,112 @@ class DigestConfig(BaseModel):
         None, ge=0.0, le=1.0,
         description="Fail the run when more than this share of the documents read is rejected.")
     show_progress: bool = Field(True, description="Draw a progress bar on the terminal.")
+    near_dup_threshold: float | None = Field(
+        0.8, gt=0.0, le=1.0,
+        description="Flag documents whose MinHash Jaccard similarity (word 5-grams) to an "
+                    "earlier one reaches this, in `duplicate_of`; None disables.")
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads", description="Where batch tasks run: a thread pool, or a Dask cluster.")
+    dask_address: str | None = Field(
+        None, min_length=1,
+        description="Scheduler of an existing Dask cluster (tcp://HOST:PORT); else a "
+                    "LocalCluster is started for the run.")
+    dask_workers: int | None = Field(
+        None, ge=1, le=1024, description="Worker processes of the LocalCluster (default: "
+                                         "Dask's choice from the CPU count).")
+    # Hugging Face models (a Hub id or a local folder as summarizer / sentiment_model).
+    summarizer_revision: str | None = Field(
+        None, min_length=1, description="Hub revision (branch, tag, commit) of the summariser.")
+    sentiment_revision: str | None = Field(
+        None, min_length=1, description="Hub revision of the sentiment model.")
+    num_beams: int | None = Field(None, ge=1, le=64, description="Beam search width.")
+    max_new_tokens: int | None = Field(None, ge=1, description="Longest summary, in tokens.")
+    min_new_tokens: int | None = Field(None, ge=0, description="Shortest summary, in tokens.")
+    no_repeat_ngram_size: int | None = Field(
+        None, ge=0, description="No n-gram of this size repeats in a summary.")
+    length_penalty: float | None = Field(
+        None, description="Beam length penalty (> 1 favours longer summaries).")
+    label_map: dict[str, Literal["negative", "neutral", "positive"]] | None = Field(
+        None, description="Sentiment model label -> ours, e.g. 'LABEL_0=negative,"
+                          "LABEL_1=positive' (overrides the automatic mapping).")
+    dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="Weights dtype of Hugging Face models (bfloat16: faster on "
+                               "CPUs with bf16 support).")
+    model_batch_size: int | None = Field(
+        None, ge=1, le=4096, description="Inputs (chunks, sentences) per forward or generate "
+                                         "call of Hugging Face models (default 8 / 32).")
+    report: bool = Field(False, description="Write OUTPUT/report.html (plots, key figures) at "
+                                            "the end of the run and link it as an artifact.")
+    non_english: Literal["keep", "reject"] = Field(
+        "keep", description="Documents detected as not English (the models read English): "
+                            "'keep' (flagged by the language column) or 'reject' "
+                            "(a not_english reject).")
+    publish_repo_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$",
+        description="After a completed run, publish the output to this Hugging Face dataset "
+                    "(ORG/NAME) with the `publish` flow (token: HF_TOKEN).")
+    publish_dry_run: bool = Field(
+        False, description="With publish_repo_id: stage, write the card and validate, but "
+                           "send nothing.")
+
+    @model_validator(mode="after")
+    def _dask_options_need_dask(self) -> DigestConfig:
+        if self.task_runner != "dask" and (self.dask_address or self.dask_workers):
+            raise ValueError("dask_address and dask_workers need task_runner 'dask'")
+        if self.dask_address and self.dask_workers:
+            raise ValueError("dask_workers sizes a LocalCluster; not with dask_address")
+        return self
 
     def ingest_options(self) -> IngestOptions:
         return IngestOptions(text_field=self.text_field, text_column=self.text_column,
                              id_field=self.id_field, title_field=self.title_field)
 
+    @model_validator(mode="after")
+    def _dtype_needs_a_hf_model(self) -> DigestConfig:
+        from tasks.sentiment import BUILTIN_SENTIMENT
+        from tasks.summarize import BUILTIN_SUMMARIZERS
+
+        if self.summarizer in BUILTIN_SUMMARIZERS and self.sentiment_model in BUILTIN_SENTIMENT:
+            if self.dtype != "float32":
+                raise ValueError("dtype applies to Hugging Face models; both models are built in")
+            if self.model_batch_size is not None:
+                raise ValueError("model_batch_size applies to Hugging Face models; both models "
+                                 "are built in")
+        return self
+
+    @field_validator("label_map", mode="before")
+    @classmethod
+    def _parse_label_map(cls, value: object) -> object:
+        if isinstance(value, str):  # the command line's "A=negative,B=positive"
+            from tasks.hf_sentiment import parse_label_map
+            from tasks.models import ModelError
+
+            try:
+                return dict(parse_label_map(value)) or None
+            except ModelError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     def model_names(self) -> ModelNames:
-        return ModelNames(summarizer=self.summarizer, sentiment=self.sentiment_model)
+        from tasks.sentiment import BUILTIN_SENTIMENT
+        from tasks.summarize import BUILTIN_SUMMARIZERS
+
+        summarizer = {"revision": self.summarizer_revision, "num_beams": self.num_beams,
+                      "max_new_tokens": self.max_new_tokens,
+                      "min_new_tokens": self.min_new_tokens,
+                      "no_repeat_ngram_size": self.no_repeat_ngram_size,
+                      "length_penalty": self.length_penalty}
+        sentiment = {"revision": self.sentiment_revision,
+                     "label_map": tuple(sorted(self.label_map.items())) if self.label_map
+                     else None}
+        # dtype is a choice for Hugging Face models; built-ins refuse any option they lack.
+        if self.summarizer not in BUILTIN_SUMMARIZERS:
+            summarizer.update(dtype=self.dtype, batch_size=self.model_batch_size)
+        if self.sentiment_model not in BUILTIN_SENTIMENT:
+            sentiment.update(dtype=self.dtype, batch_size=self.model_batch_size)
+        return ModelNames(
+            summarizer=self.summarizer, sentiment=self.sentiment_model,
+            summarizer_options=tuple(sorted((k, v) for k, v in summarizer.items()
+                                            if v is not None)),
+            sentiment_options=tuple(sorted((k, v) for k, v in sentiment.items()
+                                           if v is not None)))

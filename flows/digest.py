@@ -30,23 +30,26 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from flows.artifacts import publish_run
 from flows.config import DigestConfig
-from tasks import ingest
-from tasks.models import load_encoder, package_version
+from flows.runners import digest_for, runs_elsewhere
+from tasks import dedup, ingest
+from tasks.models import ModelError, load_encoder, package_version
 from tasks.record import Document, Reject, documents_to_table, rejects_to_table
-from tasks.sentiment import load_sentiment
+from tasks.secrets import redact
 from tasks.steps import (
     Batch,
     ModelNames,
     clean_batch,
     embed_batch,
+    language_batch,
     sentiment_batch,
     summarize_batch,
 )
-from tasks.summarize import load_summarizer
 from tasks.write import (
     DatasetWriter,
     existing_doc_ids,
+    existing_doc_sources,
     existing_reject_keys,
     remove_stale_temporaries,
 )
@@ -58,11 +61,17 @@ class RunCheckError(RuntimeError):
     """A run that wrote its output but failed an end-of-run check (accounting, reject ratio)."""
 
 
-@task(name="load-models", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
+def _load_may_recover(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a failed load, unless the model itself is wrong (a ModelError): fail fast."""
+    return not isinstance(state.data, ModelError)
+
+
+@task(name="load-models", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3,
+      retry_condition_fn=_load_may_recover)
 def load_models(models: ModelNames) -> dict[str, Any]:
     """Load every model once in this process (retried: loading can fail transiently)."""
-    summarizer = load_summarizer(models.summarizer)
-    sentiment = load_sentiment(models.sentiment)
+    summarizer = models.load_summarizer()
+    sentiment = models.load_sentiment()
     encoder = load_encoder(models.encoder)
     return {
         "encoder": {
@@ -78,8 +87,9 @@ def load_models(models: ModelNames) -> dict[str, Any]:
 
 
 @task(name="clean", cache_policy=NO_CACHE)
-def clean_task(batch: Batch) -> Batch:
-    return clean_batch(batch)
+def clean_task(batch: Batch, non_english: str = "keep") -> Batch:
+    """Clean, then detect the language (reject non-English when configured)."""
+    return language_batch(clean_batch(batch), non_english)
 
 
 @task(name="embed", cache_policy=NO_CACHE)
@@ -95,6 +105,13 @@ def summarize_task(batch: Batch, models: ModelNames) -> Batch:
 @task(name="sentiment", cache_policy=NO_CACHE)
 def sentiment_task(batch: Batch, models: ModelNames) -> Batch:
     return sentiment_batch(batch, models)
+
+
+@task(name="minhash", cache_policy=NO_CACHE)
+def minhash_task(batch: Batch) -> Batch:
+    """Near-duplicate signatures of the cleaned text, computed where the batch runs."""
+    dedup.sign_documents(batch.docs)
+    return batch
 
 
 def new_run_id(now: dt.datetime) -> str:
@@ -113,9 +130,11 @@ def _progress(enabled: bool, total: int | None) -> Progress | nullcontext:
 class _Intake:
     """Turns ingest items into batches, dropping what earlier runs already hold."""
 
-    def __init__(self, done_ids: set[str], done_rejects: set[tuple[str, str | None]]):
+    def __init__(self, done_ids: set[str], done_rejects: set[tuple[str, str | None]],
+                 done_sources: dict[str, str] | None = None):
         self.done_ids = done_ids
         self.done_rejects = done_rejects
+        self.done_sources = done_sources or {}  # doc_id -> source of the row written earlier
         self.first_source: dict[str, str] = {}
         self.read = 0
         self.skipped = 0
@@ -130,7 +149,13 @@ class _Intake:
             elif isinstance(item, Reject):
                 rejects.append(item)
             elif item.doc_id in self.done_ids:
-                self.skipped += 1
+                earlier = self.done_sources.get(item.doc_id, item.source)
+                if earlier == item.source:  # read before (a rerun): nothing new
+                    self.skipped += 1
+                else:  # the same text (or id) from another source: an exact duplicate
+                    rejects.append(Reject(item.source, "duplicate_doc_id",
+                                          f"same doc_id as {earlier} (an earlier run)",
+                                          doc_id=item.doc_id))
             elif item.doc_id in self.first_source:
                 rejects.append(Reject(item.source, "duplicate_doc_id",
                                       f"same doc_id as {self.first_source[item.doc_id]}",
@@ -148,6 +173,11 @@ def digest(config: DigestConfig) -> dict[str, Any]:
     started = dt.datetime.now(dt.UTC)
     run_id = new_run_id(started)
     ctx = get_run_context()
+    if runs_elsewhere(config, getattr(ctx, "task_runner", None)):
+        # A deployment or `serve` loads this flow as declared: rerun it, as a subflow, on
+        # the task runner that the config asks for.
+        logger.info("running on the %r task runner in a subflow", config.task_runner)
+        return digest_for(config)(config)
     flow_run_id = str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None
     models = config.model_names()
     output = config.output
@@ -161,7 +191,10 @@ def digest(config: DigestConfig) -> dict[str, Any]:
     removed = remove_stale_temporaries(output)
     if removed:
         logger.warning("removed %d temporary file(s) left by an interrupted run", len(removed))
-    intake = _Intake(existing_doc_ids(output), existing_reject_keys(output))
+    intake = _Intake(existing_doc_ids(output), existing_reject_keys(output),
+                     existing_doc_sources(output))
+    near = (None if config.near_dup_threshold is None
+            else dedup.load_index(output, config.near_dup_threshold, intake.done_ids))
     opts = config.ingest_options()
     total = ingest.count_items(config.input, opts)
     if config.limit is not None:
@@ -178,6 +211,8 @@ def digest(config: DigestConfig) -> dict[str, Any]:
         batch: Batch = future.result()
         t = time.perf_counter()
         now = dt.datetime.now(dt.UTC)
+        if near is not None:  # here, in input order: the same flags whatever the runner
+            near.assign(batch.docs)
         if batch.docs:
             table = documents_to_table(batch.docs, {**provenance, "run_id": run_id,
                                                     "textdigest_version": VERSION,
@@ -203,7 +238,9 @@ def digest(config: DigestConfig) -> dict[str, Any]:
             for seq, raw in enumerate(ingest.batched(items, config.batch_size, config.limit)):
                 batch = intake.batch(seq, raw)
                 timings["ingest"] += time.perf_counter() - t_read
-                cleaned = clean_task.submit(batch)
+                cleaned = clean_task.submit(batch, config.non_english)
+                if near is not None:
+                    cleaned = minhash_task.submit(cleaned)
                 embedded = embed_task.submit(cleaned, models)
                 summarized = summarize_task.submit(embedded, models)
                 pending.append(sentiment_task.submit(summarized, models))
@@ -213,9 +250,11 @@ def digest(config: DigestConfig) -> dict[str, Any]:
             while pending:
                 drain(pending.popleft(), progress, bar)
         shards = writer.close()
+        if near is not None:  # after the shards: an entry never outlives its row
+            near.save(output, run_id)
     except BaseException as exc:
         writer.abort()
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        status, error = "failed", redact(f"{type(exc).__name__}: {exc}")
         shards = {"documents": writer.documents.shards, "rejects": writer.rejects.shards}
         raise
     finally:
@@ -235,6 +274,7 @@ def digest(config: DigestConfig) -> dict[str, Any]:
                        "skipped_existing": intake.skipped},
             "accounted": accounted == intake.read,
             "rejects_by_reason": dict(sorted(reasons.items())),
+            "near_duplicates": near.flagged if near is not None else None,
             "outputs": {k: [asdict(s) for s in v] for k, v in shards.items()},
             "models": provenance,
             "timings_s": {"load_models": round(load_s, 3), "processing_wall": round(wall, 3),
@@ -251,9 +291,17 @@ def digest(config: DigestConfig) -> dict[str, Any]:
             manifest["error"] = (f"{rejected} of {intake.read} documents rejected, more than "
                                  f"--max-reject-ratio {ratio}; see {output / 'rejects'}")
         path = writer.write_manifest(manifest)
+    report_path = publish_run(config, manifest, path)  # report (if asked) and UI artifacts
     if manifest["status"] != "completed":
         raise RunCheckError(manifest["error"])
     logger.info("run %s: read %d, written %d, rejected %d, skipped %d (%.1f docs/s); manifest %s",
                 run_id, intake.read, written, rejected, intake.skipped,
                 manifest["docs_per_s"] or 0.0, path)
-    return {**manifest, "manifest_path": str(path)}
+    published = None
+    if config.publish_repo_id:  # chained: a scheduled digest keeps its Hub dataset current
+        from flows.publish import PublishConfig, publish
+
+        published = publish(PublishConfig(data_dir=output, repo_id=config.publish_repo_id,
+                                          dry_run=config.publish_dry_run))
+    return {**manifest, "manifest_path": str(path),
+            "report_path": str(report_path) if report_path else None, "published": published}

@@ -8,9 +8,11 @@ Formats: `.txt` (one document a file), `.jsonl` (one JSON object a line), `.csv`
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import sys
+import time
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -64,12 +66,15 @@ def decode_text(raw: bytes) -> tuple[str, str]:
             return raw.decode("utf-16"), "utf-16"
         except UnicodeDecodeError as exc:
             raise UndecodableError(f"bad UTF-16: {exc}") from exc
+    if b"\x00" in raw[:8192]:  # before UTF-8: NUL and other controls are valid UTF-8
+        raise UndecodableError("NUL bytes: binary content")
+    head = raw[:8192]
+    if sum(b < 32 and b not in b"\t\n\r\f\x1b" for b in head) > 0.05 * len(head):
+        raise UndecodableError("control bytes: binary content")
     try:
         return raw.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
         pass
-    if b"\x00" in raw[:8192]:
-        raise UndecodableError("NUL bytes: binary content")
     from charset_normalizer import from_bytes
 
     best = from_bytes(raw).best()
@@ -94,7 +99,8 @@ def discover(input_path: Path) -> tuple[Path, list[Path]]:
     """The root that sources are relative to, and the files under it in a stable order.
 
     Hidden files and folders (dot names) are skipped: they are tool state, not input.
-    Symbolic links are listed (not followed) so that `read_file` can account for them.
+    Symbolic links and special files (FIFOs, sockets) are listed, not followed or opened, so
+    that `read_file` can account for them.
     """
     input_path = Path(input_path)
     if not input_path.exists():
@@ -104,7 +110,7 @@ def discover(input_path: Path) -> tuple[Path, list[Path]]:
     files = [
         p
         for p in input_path.rglob("*")
-        if (p.is_file() or p.is_symlink())
+        if (p.is_symlink() or not p.is_dir())
         and not any(part.startswith(".") for part in p.relative_to(input_path).parts)
     ]
     return input_path, sorted(files, key=lambda p: p.relative_to(input_path).as_posix())
@@ -123,7 +129,8 @@ def _doc(
     if not text.strip():
         return Reject(source, "empty_text", "the text is empty or whitespace only")
     raw_id = record.get(opts.id_field)
-    doc_id = str(raw_id).strip() if raw_id not in (None, "") else text_hash(text)
+    # a blank id ("" or spaces in a CSV cell) is no id: the text's hash is, never ""
+    doc_id = (str(raw_id).strip() if raw_id is not None else "") or text_hash(text)
     title = record.get(opts.title_field)
     meta = {
         k: v
@@ -139,15 +146,41 @@ def _doc(
     )
 
 
+# A busy or briefly unavailable file system is worth another try; bad data never is.
+TRANSIENT_ERRNOS = frozenset({errno.EBUSY, errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT})
+READ_ATTEMPTS = 3
+RETRY_DELAY_S = 0.2
+
+
+def retry_transient(fn: Any, *args: Any, attempts: int = READ_ATTEMPTS) -> Any:
+    """`fn(*args)`, retried with a growing pause while it raises a transient OSError."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn(*args)
+        except OSError as exc:
+            if exc.errno not in TRANSIENT_ERRNOS or attempt == attempts:
+                raise
+            time.sleep(RETRY_DELAY_S * attempt)
+    raise AssertionError("unreachable")
+
+
+def os_reason(exc: BaseException) -> str:
+    """An OS error without the absolute path it quotes (rows name files relative to the
+    input root)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _read_text_file(path: Path, rel: str, opts: IngestOptions) -> Iterator[Item]:
     try:
         size = path.stat().st_size
         if size > opts.max_doc_bytes:
             yield Reject(rel, "too_large", f"{size} bytes > limit {opts.max_doc_bytes}")
             return
-        raw = path.read_bytes()
+        raw = retry_transient(path.read_bytes)
     except OSError as exc:
-        yield Reject(rel, "unreadable_file", str(exc))
+        yield Reject(rel, "unreadable_file", os_reason(exc))
         return
     try:
         text, encoding = decode_text(raw)
@@ -162,7 +195,12 @@ def _read_text_file(path: Path, rel: str, opts: IngestOptions) -> Iterator[Item]
 
 
 def _read_jsonl(path: Path, rel: str, opts: IngestOptions) -> Iterator[Item]:
-    with path.open("rb") as fh:
+    try:
+        fh = retry_transient(path.open, "rb")
+    except OSError as exc:
+        yield Reject(rel, "unreadable_file", os_reason(exc))
+        return
+    with fh:
         for lineno, raw in enumerate(fh, start=1):
             source = f"{rel}:{lineno}"
             if len(raw) > opts.max_doc_bytes:
@@ -192,9 +230,9 @@ def _read_jsonl(path: Path, rel: str, opts: IngestOptions) -> Iterator[Item]:
 def _read_csv(path: Path, rel: str, opts: IngestOptions) -> Iterator[Item]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        fh = path.open(encoding="utf-8-sig", newline="")
+        fh = retry_transient(lambda: path.open(encoding="utf-8-sig", newline=""))
     except OSError as exc:
-        yield Reject(rel, "unreadable_file", str(exc))
+        yield Reject(rel, "unreadable_file", os_reason(exc))
         return
     with fh:
         reader = csv.DictReader(fh, delimiter=delimiter)
@@ -226,9 +264,9 @@ def _read_csv(path: Path, rel: str, opts: IngestOptions) -> Iterator[Item]:
 
 def _read_parquet(path: Path, rel: str, opts: IngestOptions, batch_rows: int) -> Iterator[Item]:
     try:
-        pf = pq.ParquetFile(path)
+        pf = retry_transient(pq.ParquetFile, path)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for bad files
-        yield Reject(rel, "unreadable_file", str(exc))
+        yield Reject(rel, "unreadable_file", os_reason(exc).replace(str(path), rel))
         return
     names = pf.schema_arrow.names
     if opts.text_column not in names:
@@ -256,14 +294,19 @@ def read_file(
     if path.is_symlink():
         target = path.resolve()
         if not target.is_relative_to(root.resolve()):
-            yield Reject(rel, "symlink_outside_input", f"points to {target}, outside the input")
+            # the target's path is not written: rows name files relative to the input root
+            yield Reject(rel, "symlink_outside_input", "a link to a file outside the input")
             return
         if target.is_dir():
             yield Reject(rel, "symlinked_folder", "links to folders are not followed")
             return
         if not target.exists():
-            yield Reject(rel, "unreadable_file", f"broken link to {target}")
+            yield Reject(rel, "unreadable_file",
+                         f"broken link to {target.relative_to(root.resolve()).as_posix()}")
             return
+    if not path.is_file():  # a FIFO or socket would block or fail the read: never opened
+        yield Reject(rel, "not_a_regular_file", "a pipe, socket or device, not a file")
+        return
     if suffix in TEXT_SUFFIXES:
         yield from _read_text_file(path, rel, opts)
     elif suffix in JSONL_SUFFIXES:
@@ -311,6 +354,9 @@ def count_items(input_path: Path, opts: IngestOptions | None = None) -> int:
     total = 0
     for path in files:
         suffix = path.suffix.lower()
+        if path.is_symlink() or not path.is_file():  # never follow or open these here
+            total += 1
+            continue
         try:
             if suffix in JSONL_SUFFIXES:
                 with path.open("rb") as fh:

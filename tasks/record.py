@@ -46,6 +46,14 @@ class Document:
     sentiment: str | None = None
     sentiment_score: float | None = None
     sentiment_probs: tuple[float, float, float] | None = None
+    # dedup: doc_id of the earlier document this one nearly duplicates (tasks.dedup)
+    duplicate_of: str | None = None
+    minhash: np.ndarray | None = None  # scratch: MinHash signature of `text`, never written
+    # language (tasks.language): ISO 639-1 code or "und", and the detector's probability
+    language: str | None = None
+    language_score: float | None = None
+    # how the summary was made: "extractive", "lead" (fallback) or "whole_text" (short text)
+    summary_method: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -109,6 +117,10 @@ DOCUMENT_SCHEMA = pa.schema(
         pa.field("summary_chunks", pa.int32()),
         pa.field("meta", pa.string()),  # JSON object: input fields not mapped to a column
         pa.field("provenance", PROVENANCE, nullable=False),
+        pa.field("duplicate_of", pa.string()),  # near-duplicate of this doc_id (tasks.dedup)
+        pa.field("language", pa.string()),  # ISO 639-1, or "und" (too short / unsure)
+        pa.field("language_score", pa.float32()),
+        pa.field("summary_method", pa.string()),  # extractive / lead / whole_text
     ],
     metadata={"textdigest.schema": "documents/1"},
 )
@@ -151,6 +163,10 @@ def documents_to_table(docs: list[Document], provenance: dict[str, Any]) -> pa.T
         "meta": [json.dumps(d.meta, ensure_ascii=False, default=str) if d.meta else None
                  for d in docs],
         "provenance": [provenance] * len(docs),
+        "duplicate_of": [d.duplicate_of for d in docs],
+        "language": [d.language for d in docs],
+        "language_score": [d.language_score for d in docs],
+        "summary_method": [d.summary_method for d in docs],
     }
     return pa.Table.from_pydict(columns, schema=DOCUMENT_SCHEMA)
 

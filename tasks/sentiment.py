@@ -296,16 +296,31 @@ BUILTIN_SENTIMENT: dict[str, Callable[[], SentimentModel]] = {
 }
 
 
-def load_sentiment(name: str = DEFAULT_SENTIMENT) -> SentimentModel:
-    """One sentiment model per process and name; unknown names fail with the choices."""
-    return _load_sentiment(name)
+def load_sentiment(name: str = DEFAULT_SENTIMENT, **params: Any) -> SentimentModel:
+    """One sentiment model per process, name and parameters; unknown names fail with choices.
+
+    Besides the built-ins, `name` may be a local sequence-classification model folder or a Hub
+    id (`tasks.hf_sentiment`), which take `revision`, `label_map` (pairs) and `dtype`.
+    """
+    return _load_sentiment(name, tuple(sorted((k, v) for k, v in params.items()
+                                              if v is not None)))
 
 
-@lru_cache(maxsize=4)  # keyed on the name alone, so load_sentiment() is load_sentiment(default)
-def _load_sentiment(name: str) -> SentimentModel:
+def _hf_sentiment(name: str, revision: str | None = None, **params: Any) -> SentimentModel:
+    from tasks.hf_sentiment import HFSentiment
+    from tasks.models import resolve_model
+
+    ref = resolve_model(name, revision, builtins=", ".join(BUILTIN_SENTIMENT))
+    return HFSentiment(ref, **params)
+
+
+@lru_cache(maxsize=8)  # load_sentiment() is load_sentiment(default): the same cache key
+def _load_sentiment(name: str, frozen_params: tuple[tuple[str, Any], ...] = ()) -> SentimentModel:
+    params = dict(frozen_params)
     factory = BUILTIN_SENTIMENT.get(name)
     if factory is None:
-        raise ModelError(
-            f"unknown sentiment model {name!r}; built-in models: {', '.join(BUILTIN_SENTIMENT)}"
-        )
+        return _hf_sentiment(name, **params)
+    if params:
+        raise ModelError(f"{', '.join(sorted(params))} apply to Hugging Face sentiment models, "
+                         f"not to the built-in {name!r}")
     return factory()

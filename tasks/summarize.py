@@ -46,8 +46,13 @@ class Summarizer(Protocol):
 
 _BOILERPLATE = re.compile(
     r"\bby \.\s|daily mail reporter|\bpublished:|\bupdated:|scroll down|click here|"
-    r"follow us\b|read more\b|all rights reserved|copyright|©|\bsubscribe\b|sign up for|"
-    r"share this (?:article|story)|comments? below|watch the video|video courtesy",
+    r"follow us\b|read more\b|all rights reserved|copyright|©|\(c\)[ ]?\d{4}|\bsubscribe\b|"
+    r"sign up for|"
+    r"share this (?:article|story)|comments? below|watch the video|video courtesy|"
+    # site furniture that whole scraped pages can consist of: cookie banners, menus
+    r"we use cookies|cookies? (?:policy|settings|preferences)|accept (?:all )?cookies|"
+    r"privacy policy|terms of (?:use|service)|skip to (?:main )?content|"
+    r"(?:\s[|•·»›]\s[^|•·»›]*){3}",  # "Home | News | Sport | Weather": a navigation menu
     re.IGNORECASE,
 )
 # "(left)", "(centre)", ", right,", "(from left to right)", "pictured above", "seen here".
@@ -86,6 +91,19 @@ SENTENCE_RULES: tuple[tuple[str, Callable[[str], bool]], ...] = (
     ("byline or boilerplate", lambda s: _BOILERPLATE.search(s) is not None),
     ("photo caption", lambda s: _CAPTION.search(s) is not None or _caption_label(s)),
 )
+
+
+def is_boilerplate_only(sentences: list[str]) -> bool:
+    """True for a page of site furniture only (cookie banner, menu, "subscribe", copyright).
+
+    At least one sentence must be boilerplate and every other one a stub of at most three
+    words or mostly non-letters ("Accept", "Menu", "© 2024"): a short headline with no
+    boilerplate is a (short) document, not furniture.
+    """
+    hits = [_BOILERPLATE.search(s) is not None for s in sentences]
+    return any(hits) and all(
+        hit or len(s.split()) <= 3 or rejection_reason(s) == "mostly non-letters"
+        for s, hit in zip(sentences, hits, strict=True))
 
 
 def rejection_reason(sentence: str) -> str | None:
@@ -167,6 +185,7 @@ class ExtractiveSummarizer:
             doc.summary_sentence_ids = ids
             doc.summary = " ".join(doc.sentences[i].strip() for i in ids) if ids else None
             doc.summary_chunks = None
+            doc.summary_method = "lead" if self._lead_fallback(doc.sentences) else self.name
         return docs
 
     def _embeddings(self, docs: list[Document]) -> list[np.ndarray | None]:
@@ -188,6 +207,12 @@ class ExtractiveSummarizer:
                 )
             out.append(emb)
         return out
+
+    @staticmethod
+    def _lead_fallback(sentences: list[str]) -> bool:
+        """Whether `select` falls back to the lead: 3+ sentences, none fit to be picked."""
+        present = [s for s in sentences if s.strip()]
+        return len(present) > 2 and all(rejection_reason(s) is not None for s in present)
 
     def select(self, sentences: list[str], emb: np.ndarray | None) -> list[int]:
         """Indices (article order) of the summary sentences; [] only for an empty document."""
@@ -234,22 +259,40 @@ def _extractive(**params: Any) -> ExtractiveSummarizer:
         raise ModelError(f"extractive summariser: {exc}") from exc
 
 
-# name -> factory(**params). A Hugging Face seq2seq summariser (AutoModelForSeq2SeqLM.generate)
-# plugs in here; it reads doc.sentences/text itself and reports its model's revision.
+# name -> factory(**params). Any other name is a Hugging Face seq2seq model (a local folder
+# or a Hub id, `tasks.seq2seq`), resolved by `tasks.models.resolve_model`.
 BUILTIN_SUMMARIZERS: dict[str, Callable[..., Summarizer]] = {"extractive": _extractive}
 DEFAULT_SUMMARIZER = "extractive"
+# Options that only a Hugging Face summariser takes (generation overrides among them).
+HF_SUMMARIZER_OPTIONS = ("revision", "dtype", "batch_size", "num_beams", "max_new_tokens",
+                         "min_new_tokens", "no_repeat_ngram_size", "length_penalty")
+
+
+def _seq2seq(name: str, revision: str | None = None, **params: Any) -> Summarizer:
+    from tasks.models import resolve_model
+    from tasks.seq2seq import Seq2SeqSummarizer
+
+    ref = resolve_model(name, revision, builtins=", ".join(BUILTIN_SUMMARIZERS))
+    return Seq2SeqSummarizer(ref, **params)
 
 
 @lru_cache(maxsize=8)
 def _load(name: str, frozen_params: tuple[tuple[str, Any], ...]) -> Summarizer:
+    params = dict(frozen_params)
     factory = BUILTIN_SUMMARIZERS.get(name)
     if factory is None:
-        raise ModelError(
-            f"unknown summariser {name!r}; built-in summarisers: {', '.join(BUILTIN_SUMMARIZERS)}"
-        )
-    return factory(**dict(frozen_params))
+        return _seq2seq(name, **params)
+    hf_only = sorted(set(params) & set(HF_SUMMARIZER_OPTIONS))
+    if hf_only:
+        raise ModelError(f"{', '.join(hf_only)} apply to Hugging Face summarisers, not to the "
+                         f"built-in {name!r}")
+    return factory(**params)
 
 
 def load_summarizer(name: str = DEFAULT_SUMMARIZER, **params: Any) -> Summarizer:
-    """One summariser per process, name and parameters (keyword order does not matter)."""
-    return _load(name, tuple(sorted(params.items())))
+    """One summariser per process, name and parameters (keyword order does not matter).
+
+    A built-in name, a local seq2seq model folder or a Hub id (`revision`, generation
+    overrides and `dtype` apply to those).
+    """
+    return _load(name, tuple(sorted((k, v) for k, v in params.items() if v is not None)))

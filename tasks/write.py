@@ -170,6 +170,18 @@ def existing_doc_ids(output: Path) -> set[str]:
     return set(table.column("doc_id").to_pylist())
 
 
+def existing_doc_sources(output: Path) -> dict[str, str]:
+    """doc_id -> source of the rows already written: the same text arriving from another
+    source in a later run is an exact duplicate, recorded as such rather than skipped."""
+    files = sorted((Path(output) / DOCUMENTS_DIR).glob("*.parquet"))
+    if not files:
+        return {}
+    table = ds.dataset([str(f) for f in files], format="parquet").to_table(
+        columns=["doc_id", "source"])
+    return dict(zip(table.column("doc_id").to_pylist(), table.column("source").to_pylist(),
+                    strict=True))
+
+
 def existing_reject_keys(output: Path) -> set[tuple[str, str | None]]:
     """(source, doc_id) of earlier rejects: a repeated run does not reject them twice.
 
@@ -194,3 +206,21 @@ def remove_stale_temporaries(output: Path) -> list[Path]:
                 tmp.unlink(missing_ok=True)
                 removed.append(tmp)
     return removed
+
+
+def unwritable_reason(output: Path) -> str | None:
+    """Why files cannot be created in `output`, or None. Checked before a run, so that a bad
+    output folder fails at once rather than after the documents are processed; nothing is
+    created (a hidden probe file in the nearest existing folder is removed at once)."""
+    folder = Path(output).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder.name} is not a folder"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None

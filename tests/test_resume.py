@@ -13,21 +13,29 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from tasks.dedup import index_files
+
 from .conftest import SHARED
+from .corpus import light_edit
 
 EXE = Path(sys.executable).with_name("textdigest")
 N_DOCS = 15
+N_EDITS = 3
 
 
 def _articles(tmp_path: Path) -> Path:
-    """A JSONL input from the shared CNN/DailyMail sample (read from ../shared, not copied)."""
+    """A JSONL input from the shared CNN/DailyMail sample (read from ../shared, not copied);
+    the last N_EDITS are lightly edited copies of the first ones (near-duplicates)."""
     path = tmp_path / "articles.jsonl"
-    with (SHARED / "eval" / "cnndm" / "dev.jsonl").open() as src, path.open("w") as dst:
-        for n, line in enumerate(src):
-            if n >= N_DOCS:
+    rows = []
+    with (SHARED / "eval" / "cnndm" / "dev.jsonl").open() as src:
+        for line in src:
+            if len(rows) >= N_DOCS - N_EDITS:
                 break
             row = json.loads(line)
-            dst.write(json.dumps({"id": row["id"], "text": row["article"]}) + "\n")
+            rows.append({"id": row["id"], "text": row["article"]})
+    rows += [{"id": f"{r['id']}-edit", "text": light_edit(r["text"], 2)} for r in rows[:N_EDITS]]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
@@ -39,12 +47,18 @@ def _cmd(inp: Path, out: Path) -> list[str]:
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
 
-def _rows(out: Path) -> dict[str, tuple]:
-    table = pq.read_table(out / "documents", columns=["doc_id", "summary", "sentiment_score"])
+def _rows(out: Path, complete: bool = True) -> dict[str, tuple]:
+    table = pq.read_table(out / "documents",
+                          columns=["doc_id", "summary", "sentiment_score", "duplicate_of"])
     rows = table.to_pylist()
     ids = [r["doc_id"] for r in rows]
     assert len(ids) == len(set(ids)), "duplicate rows"
-    return {r["doc_id"]: (r["summary"], round(r["sentiment_score"], 4)) for r in rows}
+    if complete:  # the near-duplicate index holds each written document once, nothing else
+        indexed = [i for f in index_files(out)
+                   for i in pq.read_table(f).column("doc_id").to_pylist()]
+        assert sorted(indexed) == sorted(ids)
+    return {r["doc_id"]: (r["summary"], round(r["sentiment_score"], 4), r["duplicate_of"])
+            for r in rows}
 
 
 def test_sigkill_then_rerun_equals_a_clean_run(tmp_path):
@@ -63,7 +77,7 @@ def test_sigkill_then_rerun_equals_a_clean_run(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
-    partial = _rows(killed_out)  # every visible shard is complete and readable
+    partial = _rows(killed_out, complete=False)  # every visible shard is complete, readable
     assert 0 < len(partial) < N_DOCS
     assert not list(killed_out.glob("runs/*.json"))  # the killed run wrote no manifest
 
@@ -78,4 +92,6 @@ def test_sigkill_then_rerun_equals_a_clean_run(tmp_path):
     clean = subprocess.run(_cmd(inp, clean_out), env=ENV, capture_output=True, text=True,
                            timeout=600)
     assert clean.returncode == 0, clean.stderr[-2000:]
-    assert _rows(killed_out) == _rows(clean_out)
+    clean_rows = _rows(clean_out)
+    assert sum(row[2] is not None for row in clean_rows.values()) == N_EDITS
+    assert _rows(killed_out) == clean_rows

@@ -146,3 +146,27 @@ def test_tiny_training_run_writes_a_loadable_adapter(tmp_path, shared_eval):
     assert sum(doc.sentiment_probs) == pytest.approx(1.0, abs=1e-5)
     assert f"adapter-sha256:{config['files']['adapter_sha256_12']}" in tiny.provenance()[
         "revision"]
+
+
+def test_onnx_export_matches_torch(model, tmp_path):
+    """The exported graph keeps batch, length and padding dynamic: logits agree with torch."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from tasks.onnx_export import export_sentiment, onnx_logits
+
+    path = export_sentiment(model, tmp_path / "sentiment.onnx")
+    assert path.is_file() and not list(tmp_path.glob(".*.tmp"))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    batches = [
+        ["Profit rose 20% in the quarter.", "Shares were unchanged.",
+         "The company said it would cut 500 jobs after sales collapsed in Europe and Asia."],
+        ["One sentence alone, with no padding at all."],
+        ["word " * 200, "Short.", "The film is a dull, lifeless mess."],  # truncated + padded
+    ]
+    for sentences in batches:
+        expected = model.logits(sentences)
+        got = onnx_logits(session, model, sentences)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+        assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()

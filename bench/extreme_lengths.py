@@ -1,0 +1,66 @@
+"""Extreme inputs through the plain steps: seconds per step for documents that would make
+pysbd slow (super-linear on long paragraphs) or the models choke on a giant "sentence".
+
+    python -m bench.extreme_lengths [--models]    # --models adds embed, summarise, sentiment
+
+Cases: 2 MB with no punctuation or newlines, one 200,000-character sentence, 225,000
+characters of abbreviations ("Mr. Smith e.g. ", pysbd's worst case measured), 2 MB of
+ordinary prose (50,000 sentences). Prints one JSON line per case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+CASES = {
+    "2MB_no_punctuation": "word " * 400_000,
+    "200k_char_sentence": "The rally went on " + "and on " * 28_570 + "until it ended.",
+    "225k_abbreviations": "Mr. Smith e.g. " * 15_000,
+    "2MB_prose": "The minister said the plan would work. " * 51_000,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", action="store_true",
+                        help="also run embed, summarise and sentiment (minutes on 2MB prose)")
+    args = parser.parse_args()
+
+    from tasks.record import Document
+    from tasks.steps import (
+        Batch,
+        ModelNames,
+        clean_batch,
+        embed_batch,
+        language_batch,
+        sentiment_batch,
+        summarize_batch,
+    )
+
+    for name, text in CASES.items():
+        batch = Batch(seq=0, docs=[Document(doc_id=name, source=name, raw_text=text)])
+        t0 = time.perf_counter()
+        batch = language_batch(clean_batch(batch))
+        row = {"case": name, "chars": len(text), "clean_s": round(time.perf_counter() - t0, 2)}
+        if args.models and batch.docs and name != "2MB_prose":
+            models = ModelNames()
+            for step, fn in (("embed", embed_batch), ("summarize", summarize_batch),
+                             ("sentiment", sentiment_batch)):
+                t = time.perf_counter()
+                batch = fn(batch, models)
+                row[f"{step}_s"] = round(time.perf_counter() - t, 2)
+        doc = batch.docs[0] if batch.docs else None
+        row.update({"sentences": len(doc.sentences) if doc else None,
+                    "longest": max(map(len, doc.sentences)) if doc else None,
+                    "note": doc.meta.get("note") if doc else None,
+                    "rejects": [r.reason for r in batch.rejects]})
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Where the digest flow's batch tasks run: a thread pool (default) or a Dask cluster.
+
+A Prefect flow's task runner is fixed when the flow object is built: `textdigest run` builds
+the flow for the configured runner with `digest_for(config)`; a deployment or `serve` loads the
+flow as declared (threads), and the flow then reruns itself as a subflow on the configured
+runner (`runs_elsewhere`). On Dask, each worker process loads the models once (the `load_*`
+functions are cached per process) and keeps them for every batch it is given.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prefect import Flow
+    from prefect.task_runners import TaskRunner
+
+    from flows.config import DigestConfig
+
+
+def local_cluster_kwargs(config: DigestConfig) -> dict[str, Any]:
+    """LocalCluster settings: worker processes with one thread each, so the models (which
+    use their own intra-op threads) are not shared by concurrent tasks in a process."""
+    kwargs: dict[str, Any] = {"processes": True, "threads_per_worker": 1}
+    if config.dask_workers is not None:
+        kwargs["n_workers"] = config.dask_workers
+    return kwargs
+
+
+def task_runner_for(config: DigestConfig) -> TaskRunner | None:
+    """The task runner `config` asks for; None means the flow's default (threads)."""
+    if config.task_runner == "threads":
+        return None
+    from prefect_dask import DaskTaskRunner
+
+    if config.dask_address:
+        return DaskTaskRunner(address=config.dask_address)
+    return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(config))
+
+
+def digest_for(config: DigestConfig) -> Flow:
+    """The `digest` flow, on the task runner `config` asks for."""
+    from flows.digest import digest
+
+    runner = task_runner_for(config)
+    return digest if runner is None else digest.with_options(task_runner=runner)
+
+
+def runs_elsewhere(config: DigestConfig, active: object) -> bool:
+    """Whether the active task runner is not the kind `config` asks for."""
+    return (config.task_runner == "dask") != (type(active).__name__ == "DaskTaskRunner")

@@ -1,0 +1,120 @@
+"""Near-duplicates: flagged in `duplicate_of` (never dropped), within a run and across runs."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+
+from flows.config import DigestConfig
+from tasks import dedup
+from tasks.record import Document
+
+from .corpus import light_edit, short_articles, write_jsonl
+
+
+@pytest.fixture(scope="module")
+def arts() -> list[dict[str, str]]:
+    return short_articles(3)
+
+
+def test_edited_copy_scores_above_threshold_and_unrelated_below(arts):
+    a, b = arts[0]["text"], arts[1]["text"]
+    sig_a = dedup.signature(a)
+    assert (dedup.signature(a) == sig_a).all()  # deterministic: no per-process seed
+    assert dedup.similarity(sig_a, dedup.signature(light_edit(a, 2))) >= 0.8
+    assert dedup.similarity(sig_a, dedup.signature(a.upper().replace(".", " ."))) == 1.0
+    assert dedup.similarity(sig_a, dedup.signature(b)) < 0.2
+    assert dedup.similarity(sig_a, dedup.signature(light_edit(a, 80))) < 0.2  # rewritten
+
+
+def test_index_flags_the_most_similar_original_and_indexes_originals_only(arts):
+    a = arts[0]["text"]
+
+    def doc(doc_id: str, text: str) -> Document:
+        return Document(doc_id=doc_id, source=doc_id, raw_text=text, text=text)
+
+    docs = [doc("a", a), doc("b", arts[1]["text"]), doc("a-near", light_edit(a, 2)),
+            doc("a-nearer", light_edit(a, 1)), doc("a-again", light_edit(a, 2, "y"))]
+    index = dedup.NearDupIndex(0.8)
+    index.assign(docs)
+    assert [d.duplicate_of for d in docs] == [None, None, "a", "a", "a"]
+    assert sorted(index.originals) == ["a", "b"] and index.flagged == 3
+    # the most similar original wins, whatever order the originals were indexed in
+    sigs = {"y-far": dedup.signature(light_edit(a, 12, "y")),
+            "x-mid": dedup.signature(light_edit(a, 4))}
+    close = dedup.signature(light_edit(a, 1, "q"))
+    for order in (["y-far", "x-mid"], ["x-mid", "y-far"]):
+        index = dedup.NearDupIndex(0.5)
+        for key in order:
+            index.add(key, sigs[key], None)
+        assert index.match("z-close", close) == "x-mid"
+    strict = dedup.NearDupIndex(0.95)
+    strict.add("x-mid", sigs["x-mid"], None)
+    assert strict.match("z-close", close) is None
+    # text with no word characters is never anyone's duplicate
+    symbols = [doc("s1", "!!! ??? ..."), doc("s2", "*** ---")]
+    index.assign(symbols)
+    assert [d.duplicate_of for d in symbols] == [None, None]
+    with pytest.raises(ValueError, match="threshold"):
+        dedup.NearDupIndex(0.0)
+
+
+def _docs(out) -> dict[str, str | None]:
+    table = pq.read_table(out / "documents", columns=["doc_id", "duplicate_of"])
+    ids = table.column("doc_id").to_pylist()
+    assert len(ids) == len(set(ids))
+    return dict(zip(ids, table.column("duplicate_of").to_pylist(), strict=True))
+
+
+def _index_ids(out) -> list[str]:
+    files = dedup.index_files(out)
+    return [i for f in files for i in pq.read_table(f).column("doc_id").to_pylist()]
+
+
+def test_near_duplicates_within_a_run_across_runs_and_after_a_lost_index(prefect_harness,
+                                                                          tmp_path, arts):
+    from flows.digest import digest
+
+    a, b = arts[0], arts[1]
+    inp, out = tmp_path / "in", tmp_path / "out"
+    write_jsonl(inp / "1.jsonl", [a, {"id": "a-edit", "text": light_edit(a["text"], 2)}, b])
+    cfg = DigestConfig(input=inp, output=out, batch_size=2, show_progress=False)
+
+    first = digest(cfg)
+    assert first["counts"]["written"] == 3 and first["near_duplicates"] == 1
+    assert _docs(out) == {a["id"]: None, "a-edit": a["id"], b["id"]: None}
+
+    # a later run: a new edit of an article written before is flagged against it, and an
+    # exact copy (same doc_id) from another file is a reject with its reason
+    write_jsonl(inp / "2.jsonl", [{"id": "a-later", "text": light_edit(a["text"], 3, "z")}, b])
+    second = digest(cfg)
+    assert second["counts"] == {"read": 5, "written": 1, "rejected": 1, "skipped_existing": 3}
+    assert _docs(out)["a-later"] == a["id"]
+    (reject,) = pq.read_table(out / "rejects").to_pylist()
+    assert (reject["source"], reject["doc_id"], reject["reason"]) == (
+        "2.jsonl:2", b["id"], "duplicate_doc_id")
+    assert "1.jsonl:3" in reject["detail"]
+
+    # a rerun writes nothing new, flags nothing, adds no index file
+    files_before = dedup.index_files(out)
+    third = digest(cfg)
+    assert third["counts"] == {"read": 5, "written": 0, "rejected": 0, "skipped_existing": 5}
+    assert third["near_duplicates"] == 0
+    assert dedup.index_files(out) == files_before
+    assert sorted(_index_ids(out)) == sorted(_docs(out))
+
+    # a run killed after sealing its shards but before its index file: the next run signs
+    # the missing rows from their stored text; each doc_id is indexed once
+    files_before[-1].unlink()
+    write_jsonl(inp / "3.jsonl", [{"id": "b-edit", "text": light_edit(b["text"], 2)}])
+    fourth = digest(cfg)
+    assert fourth["counts"]["written"] == 1
+    docs = _docs(out)
+    assert docs["b-edit"] == b["id"] and docs["a-later"] == a["id"]
+    assert sorted(_index_ids(out)) == sorted(docs)
+
+    # turned off: nothing flagged, no index written
+    off = tmp_path / "off"
+    digest(cfg.model_copy(update={"input": inp / "1.jsonl", "output": off, "limit": 2,
+                                  "near_dup_threshold": None}))
+    assert _docs(off) == {a["id"]: None, "a-edit": None} and not (off / "index").exists()
