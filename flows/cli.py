@@ -120,6 +120,8 @@ def run(
     non_english: Annotated[str, typer.Option(
         help="Documents not in English (detected, stored in the language column): 'keep' "
              "them flagged, or 'reject' them as not_english.")] = "keep",
+    threads: Annotated[int | None, typer.Option(
+        help="Torch threads for model work in this process (default: one per core).")] = None,
     report: Annotated[bool, typer.Option(
         help="Also write OUTPUT/report.html (plots, key figures; see `textdigest report`) "
              "and link it as a Prefect artifact.")] = False,
@@ -149,7 +151,7 @@ def run(
             num_beams=num_beams, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
             no_repeat_ngram_size=no_repeat_ngram_size, length_penalty=length_penalty,
             label_map=label_map, dtype=dtype, model_batch_size=model_batch_size,
-            non_english=non_english,
+            non_english=non_english, torch_threads=threads,
             report=report,
         )
     except ValidationError as exc:

@@ -81,6 +81,9 @@ class DigestConfig(BaseModel):
     publish_dry_run: bool = Field(
         False, description="With publish_repo_id: stage, write the card and validate, but "
                            "send nothing.")
+    torch_threads: int | None = Field(
+        None, ge=1, le=512, description="Torch intra-op threads in the flow process (default: "
+                                        "torch's choice, one per core). Dask workers use one.")
 
     @model_validator(mode="after")
     def _dask_options_need_dask(self) -> DigestConfig:

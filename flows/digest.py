@@ -184,6 +184,10 @@ def digest(config: DigestConfig) -> dict[str, Any]:
     logger.info("run %s: %s -> %s (summarizer=%s, sentiment=%s, batch_size=%d)", run_id,
                 config.input, output, models.summarizer, models.sentiment, config.batch_size)
 
+    if config.torch_threads:
+        import torch
+
+        torch.set_num_threads(config.torch_threads)  # process-wide, as torch defines it
     t0 = time.perf_counter()
     provenance = load_models(models)
     load_s = time.perf_counter() - t0

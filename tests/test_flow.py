@@ -138,3 +138,21 @@ def test_reject_ratio_fails_the_run_but_keeps_what_was_written(prefect_harness, 
     (manifest,) = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
     assert manifest["status"] == "failed" and manifest["counts"]["rejected"] == 3
     assert pq.read_table(out / "documents").num_rows == 1
+
+
+def test_torch_threads_option_sets_the_flow_process_threads(prefect_harness, tmp_path):
+    import torch
+
+    from flows.digest import digest
+
+    before = torch.get_num_threads()
+    wanted = 1 if before > 1 else 2
+    try:
+        summary = digest(DigestConfig(input=SEEDS, output=tmp_path / "out", show_progress=False,
+                                      torch_threads=wanted))
+        assert torch.get_num_threads() == wanted
+    finally:
+        torch.set_num_threads(before)
+    assert summary["counts"]["written"] == len(list(SEEDS.glob("*.txt")))
+    with pytest.raises(ValueError, match="torch_threads"):
+        DigestConfig(torch_threads=0)
