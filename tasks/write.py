@@ -170,18 +170,6 @@ def existing_doc_ids(output: Path) -> set[str]:
     return set(table.column("doc_id").to_pylist())
 
 
-def existing_doc_sources(output: Path) -> dict[str, str]:
-    """doc_id -> source of the rows already written: the same text arriving from another
-    source in a later run is an exact duplicate, recorded as such rather than skipped."""
-    files = sorted((Path(output) / DOCUMENTS_DIR).glob("*.parquet"))
-    if not files:
-        return {}
-    table = ds.dataset([str(f) for f in files], format="parquet").to_table(
-        columns=["doc_id", "source"])
-    return dict(zip(table.column("doc_id").to_pylist(), table.column("source").to_pylist(),
-                    strict=True))
-
-
 def existing_reject_keys(output: Path) -> set[tuple[str, str | None]]:
     """(source, doc_id) of earlier rejects: a repeated run does not reject them twice.
 
