@@ -57,7 +57,7 @@ def main() -> None:
         doc = batch.docs[0] if batch.docs else None
         row.update({"sentences": len(doc.sentences) if doc else None,
                     "longest": max(map(len, doc.sentences)) if doc else None,
-                    "note": doc.meta.get("note") if doc else None,
+                    "note": doc.meta.get("textdigest_note") if doc else None,
                     "rejects": [r.reason for r in batch.rejects]})
         print(json.dumps(row), flush=True)
 

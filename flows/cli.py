@@ -122,6 +122,10 @@ def run(
              "them flagged, or 'reject' them as not_english.")] = "keep",
     threads: Annotated[int | None, typer.Option(
         help="Torch threads for model work in this process (default: one per core).")] = None,
+    backend: Annotated[str, typer.Option(
+        help="'onnx' (ONNX Runtime, int8; exported once per model revision into "
+             "$TEXTDIGEST_CACHE) or 'torch' for the MiniLM encoder and LoRA sentiment.")
+    ] = "onnx",
     report: Annotated[bool, typer.Option(
         help="Also write OUTPUT/report.html (plots, key figures; see `textdigest report`) "
              "and link it as a Prefect artifact.")] = False,
@@ -152,7 +156,7 @@ def run(
             no_repeat_ngram_size=no_repeat_ngram_size, length_penalty=length_penalty,
             label_map=label_map, dtype=dtype, model_batch_size=model_batch_size,
             non_english=non_english, torch_threads=threads,
-            report=report,
+            report=report, backend=backend,
         )
     except ValidationError as exc:
         first = exc.errors()[0]

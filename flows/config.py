@@ -37,7 +37,7 @@ class DigestConfig(BaseModel):
     near_dup_threshold: float | None = Field(
         0.8, gt=0.0, le=1.0,
         description="Flag documents whose MinHash Jaccard similarity (word 5-grams) to an "
-                    "earlier one reaches this, in `duplicate_of`; None disables.")
+                    "earlier one reaches this, in `duplicate_of`; None or 0 disables.")
     task_runner: Literal["threads", "dask"] = Field(
         "threads", description="Where batch tasks run: a thread pool, or a Dask cluster.")
     dask_address: str | None = Field(
@@ -81,9 +81,26 @@ class DigestConfig(BaseModel):
     publish_dry_run: bool = Field(
         False, description="With publish_repo_id: stage, write the card and validate, but "
                            "send nothing.")
+    publish_branch: str = Field("main", min_length=1,
+                                description="With publish_repo_id: the branch to commit to.")
+    publish_license: str | None = Field(
+        None, description="With publish_repo_id: the card's licence id (default: `other`, "
+                          "see `textdigest publish --help`).")
+    publish_private: bool = Field(False, description="With publish_repo_id: create the repo "
+                                                     "private (if it is created).")
     torch_threads: int | None = Field(
         None, ge=1, le=512, description="Torch intra-op threads in the flow process (default: "
                                         "torch's choice, one per core). Dask workers use one.")
+    backend: Literal["torch", "onnx"] = Field(
+        "onnx", description="Where the MiniLM encoder and the built-in LoRA sentiment model "
+                            "run: 'onnx' (ONNX Runtime, int8 MatMuls; exported once per model "
+                            "revision into $TEXTDIGEST_CACHE or ~/.cache/textdigest) or 'torch' "
+                            "(fp32).")
+
+    @field_validator("near_dup_threshold", mode="before")
+    @classmethod
+    def _zero_disables(cls, value):
+        return None if value == 0 else value  # as on the command line: 0 turns it off
 
     @model_validator(mode="after")
     def _dask_options_need_dask(self) -> DigestConfig:
@@ -145,4 +162,5 @@ class DigestConfig(BaseModel):
             summarizer_options=tuple(sorted((k, v) for k, v in summarizer.items()
                                             if v is not None)),
             sentiment_options=tuple(sorted((k, v) for k, v in sentiment.items()
-                                           if v is not None)))
+                                           if v is not None)),
+            backend=self.backend)

@@ -34,9 +34,9 @@ from flows.artifacts import publish_run
 from flows.config import DigestConfig
 from flows.runners import digest_for, runs_elsewhere
 from tasks import dedup, ingest
-from tasks.models import ModelError, load_encoder, package_version
+from tasks.models import ModelError, package_version
 from tasks.record import Document, Reject, documents_to_table, rejects_to_table
-from tasks.secrets import redact
+from tasks.secrets import install_redaction, redact
 from tasks.steps import (
     Batch,
     ModelNames,
@@ -54,6 +54,8 @@ from tasks.write import (
 )
 
 VERSION = package_version("textdigest")
+# Workers and `serve` import this module without the CLI: tokens stay out of their logs too.
+install_redaction()
 
 
 class RunCheckError(RuntimeError):
@@ -71,12 +73,15 @@ def load_models(models: ModelNames) -> dict[str, Any]:
     """Load every model once in this process (retried: loading can fail transiently)."""
     summarizer = models.load_summarizer()
     sentiment = models.load_sentiment()
-    encoder = load_encoder(models.encoder)
+    encoder = models.load_encoder()
+    # The onnx backend adds its backend and quantisation; the revision stays the weights'.
+    params = (encoder.params() if hasattr(encoder, "params")
+              else {"normalize": True, "batch_size": encoder.batch_size})
     return {
         "encoder": {
             "name": encoder.ref.name,
             "revision": encoder.ref.revision,
-            "params": json.dumps({"normalize": True, "batch_size": encoder.batch_size}),
+            "params": json.dumps(params),
         },
         "summarizer": summarizer.provenance(),
         "sentiment_model": sentiment.provenance(),
@@ -298,7 +303,10 @@ def digest(config: DigestConfig) -> dict[str, Any]:
     if config.publish_repo_id:  # chained: a scheduled digest keeps its Hub dataset current
         from flows.publish import PublishConfig, publish
 
+        options = {"license": config.publish_license} if config.publish_license else {}
         published = publish(PublishConfig(data_dir=output, repo_id=config.publish_repo_id,
-                                          dry_run=config.publish_dry_run))
+                                          dry_run=config.publish_dry_run,
+                                          branch=config.publish_branch,
+                                          private=config.publish_private, **options))
     return {**manifest, "manifest_path": str(path),
             "report_path": str(report_path) if report_path else None, "published": published}

@@ -19,6 +19,10 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks import publish as steps
+from tasks.secrets import install_redaction
+
+# Workers import this module without the CLI: tokens stay out of their logs too.
+install_redaction()
 
 REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 

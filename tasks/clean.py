@@ -568,8 +568,9 @@ def clean_document(doc: Document) -> Document:
     doc.agency = header.agency
     doc.sentences, cuts = split_sentences_counted(doc.text)
     if cuts:  # said, not silent: the row's sentences are not all the author's
-        doc.meta["note"] = (f"{cuts} cut(s) inside sentences longer than "
-                            f"{MAX_SENTENCE_CHARS} characters")
+        # Its own key: an input field called `note` stays the input's.
+        doc.meta["textdigest_note"] = (f"{cuts} cut(s) inside sentences longer than "
+                                       f"{MAX_SENTENCE_CHARS} characters")
     if doc.title is not None:
         doc.title = clean_text(doc.title)
     return doc

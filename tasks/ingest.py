@@ -11,6 +11,7 @@ import csv
 import errno
 import hashlib
 import json
+import os
 import sys
 import time
 import unicodedata
@@ -107,12 +108,19 @@ def discover(input_path: Path) -> tuple[Path, list[Path]]:
         raise FileNotFoundError(f"input path does not exist: {input_path}")
     if input_path.is_file():
         return input_path.parent, [input_path]
-    files = [
-        p
-        for p in input_path.rglob("*")
-        if (p.is_symlink() or not p.is_dir())
-        and not any(part.startswith(".") for part in p.relative_to(input_path).parts)
-    ]
+    files: list[Path] = []
+
+    def unlistable(exc: OSError) -> None:  # listed, so `read_file` rejects it with a reason
+        if exc.filename is not None:
+            files.append(Path(exc.filename))
+
+    for dirpath, dirnames, filenames in os.walk(input_path, onerror=unlistable):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in [d for d in dirnames if (here / d).is_symlink()]:
+            dirnames.remove(name)  # never followed
+            files.append(here / name)
+        files.extend(here / f for f in filenames if not f.startswith("."))
     return input_path, sorted(files, key=lambda p: p.relative_to(input_path).as_posix())
 
 
@@ -230,7 +238,10 @@ def _read_jsonl(path: Path, rel: str, opts: IngestOptions) -> Iterator[Item]:
 def _read_csv(path: Path, rel: str, opts: IngestOptions) -> Iterator[Item]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        fh = retry_transient(lambda: path.open(encoding="utf-8-sig", newline=""))
+        # surrogateescape: an undecodable byte costs its row (a not_utf8 reject), not the
+        # rest of the file
+        fh = retry_transient(lambda: path.open(encoding="utf-8-sig", errors="surrogateescape",
+                                               newline=""))
     except OSError as exc:
         yield Reject(rel, "unreadable_file", os_reason(exc))
         return
@@ -249,17 +260,32 @@ def _read_csv(path: Path, rel: str, opts: IngestOptions) -> Iterator[Item]:
                 "choose one with --text-column",
             )
             return
+        if any(_undecodable(name) for name in header):
+            yield Reject(rel, "not_utf8", "the header row is not UTF-8; CSV/TSV must be UTF-8")
+            return
         rowno = 0
         while True:
             try:
                 row = next(reader)
             except StopIteration:
                 break
-            except (UnicodeDecodeError, csv.Error) as exc:
-                yield Reject(f"{rel}:{rowno + 1}", "malformed_row", str(exc))
-                return
+            except csv.Error as exc:  # the reader resumes at the next line
+                rowno += 1
+                yield Reject(f"{rel}:{rowno}", "malformed_row", str(exc))
+                continue
             rowno += 1
-            yield _doc(row.get(opts.text_column), f"{rel}:{rowno}", row, opts, opts.text_column)
+            source = f"{rel}:{rowno}"
+            bad = [k for k, v in row.items() if isinstance(v, str) and _undecodable(v)]
+            if bad:
+                yield Reject(source, "not_utf8",
+                             f"CSV/TSV must be UTF-8; undecodable bytes in {', '.join(bad)}")
+                continue
+            yield _doc(row.get(opts.text_column), source, row, opts, opts.text_column)
+
+
+def _undecodable(value: str) -> bool:
+    """Whether a surrogateescape-decoded string holds bytes that were not UTF-8."""
+    return any("\udc80" <= ch <= "\udcff" for ch in value)
 
 
 def _read_parquet(path: Path, rel: str, opts: IngestOptions, batch_rows: int) -> Iterator[Item]:
@@ -278,7 +304,20 @@ def _read_parquet(path: Path, rel: str, opts: IngestOptions, batch_rows: int) ->
         )
         return
     rowno = 0
-    for batch in pf.iter_batches(batch_size=batch_rows):
+    total = pf.metadata.num_rows
+    batches = pf.iter_batches(batch_size=batch_rows)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            break
+        except Exception as exc:  # noqa: BLE001 - a corrupt page: pyarrow raises several types
+            # The reader cannot resume past a corrupt page: the rows left are one reject that
+            # says how many they are, so the loss is counted, never silent.
+            yield Reject(f"{rel}:{rowno + 1}", "unreadable_rows",
+                         f"rows {rowno + 1}-{total} of {total} unreadable: "
+                         f"{os_reason(exc).replace(str(path), rel)}")
+            return
         for record in batch.to_pylist():
             rowno += 1
             yield _doc(record.get(opts.text_column), f"{rel}:{rowno}", record, opts,
@@ -304,6 +343,9 @@ def read_file(
             yield Reject(rel, "unreadable_file",
                          f"broken link to {target.relative_to(root.resolve()).as_posix()}")
             return
+    if path.is_dir():  # only a folder that could not be listed reaches here
+        yield Reject(rel, "unreadable_folder", "a folder that cannot be listed (permissions?)")
+        return
     if not path.is_file():  # a FIFO or socket would block or fail the read: never opened
         yield Reject(rel, "not_a_regular_file", "a pipe, socket or device, not a file")
         return

@@ -581,7 +581,11 @@ def read_record(path: Path) -> dict[str, Any]:
 def write_record(path: Path, repo_id: str, branch: str, files: list[str],
                  commit: dict[str, Any]) -> None:
     old = read_record(path)
-    history = [*old.get("commits", []), commit]
+    history = list(old.get("commits", []))
+    # An unchanged output makes no new commit (the Hub returns the head's oid): the history
+    # gains an entry only when the repo moved.
+    if not history or history[-1].get("oid") != commit.get("oid"):
+        history.append(commit)
     atomic_write_json(path, {"repo_id": repo_id, "branch": branch,
                              "files": sorted(set(old["files"]) | set(files)),
                              "commits": history})

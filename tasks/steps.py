@@ -10,16 +10,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.clean import clean_document, clean_text, split_sentences
 from tasks.embed import embed_sentences
 from tasks.language import detect_language
-from tasks.models import load_encoder
+from tasks.models import Encoder, load_encoder
 from tasks.record import Document, Reject, excerpt
 from tasks.secrets import redact
 from tasks.sentiment import SentimentModel, load_sentiment
 from tasks.summarize import Summarizer, is_boilerplate_only, load_summarizer
+
+if TYPE_CHECKING:
+    from tasks.onnx_backend import OnnxEncoder
 
 
 @dataclass(slots=True)
@@ -44,6 +47,17 @@ class ModelNames:
     # picklable like the names (revision, dtype, generation overrides; label_map as pairs).
     summarizer_options: tuple[tuple[str, Any], ...] = ()
     sentiment_options: tuple[tuple[str, Any], ...] = ()
+    # "torch", or "onnx": the MiniLM encoder and the LoRA sentiment model on ONNX Runtime
+    # (tasks.onnx_backend); other models keep their own backend.
+    backend: str = "torch"
+
+    def load_encoder(self) -> Encoder | OnnxEncoder:
+        """This process's sentence encoder on the chosen backend (loaded once per process)."""
+        if self.backend == "onnx":
+            from tasks.onnx_backend import load_onnx_encoder
+
+            return load_onnx_encoder(self.encoder)
+        return load_encoder(self.encoder)
 
     def load_summarizer(self) -> Summarizer:
         """This process's summariser (loaded once per process and options)."""
@@ -51,6 +65,10 @@ class ModelNames:
 
     def load_sentiment(self) -> SentimentModel:
         """This process's sentiment model (loaded once per process and options)."""
+        if self.backend == "onnx" and not self.sentiment_options:
+            from tasks.onnx_backend import load_onnx_sentiment
+
+            return load_onnx_sentiment(self.sentiment)
         return load_sentiment(self.sentiment, **dict(self.sentiment_options))
 
 
@@ -133,7 +151,7 @@ def embed_batch(batch: Batch, models: ModelNames) -> Batch:
     if not (models.load_summarizer().needs_embeddings
             or models.load_sentiment().needs_embeddings):
         return batch
-    encoder = load_encoder(models.encoder)
+    encoder = models.load_encoder()
     return _guarded(batch, "embed", lambda docs: embed_sentences(docs, encoder))
 
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from tasks.models import DEFAULT_ENCODER, Encoder, ModelError, load_encoder
+from tasks.models import DEFAULT_ENCODER, Encoder, ModelError, load_encoder, resolve_encoder
 from tasks.record import Document
 
 
@@ -167,9 +167,10 @@ class ExtractiveSummarizer:
 
     def provenance(self) -> dict[str, str]:
         # No weights of its own: the encoder's revision pins what the scores were computed on.
-        enc = self._encoder()
-        params = {**asdict(self.params), "encoder": enc.ref.name}
-        return {"name": self.name, "revision": enc.ref.revision,
+        # Resolved, not loaded: with the onnx backend the torch encoder is never needed.
+        ref = resolve_encoder(self.params.encoder)
+        params = {**asdict(self.params), "encoder": ref.name}
+        return {"name": self.name, "revision": ref.revision,
                 "params": json.dumps(params, sort_keys=True)}
 
     def n_sentences(self, n_candidates: int) -> int:

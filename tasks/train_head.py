@@ -26,7 +26,7 @@ from tasks.models import load_encoder
 from tasks.record import SENTIMENT_LABELS
 from tasks.sentiment import build_head
 
-FPB_TRAIN_PERCENT = 80
+FPB_TRAIN_PERCENT = 55
 FPB_SPLIT_RULE = (
     "int(sha256(sentence.strip().encode('utf-8')).hexdigest()[:8], 16) % 100 < "
     f"{FPB_TRAIN_PERCENT} -> train, else held out"

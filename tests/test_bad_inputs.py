@@ -200,7 +200,7 @@ def test_bad_input_rows_say_what_happened(bad_run):
     assert rows["headline.txt"]["summary"] == rows["headline.txt"]["text"]
     assert rows["good.txt"]["summary_method"] == "extractive"
     long = rows["long-sentence.txt"]
-    assert long["n_sentences"] > 1 and "cut" in json.loads(long["meta"])["note"]
+    assert long["n_sentences"] > 1 and "cut" in json.loads(long["meta"])["textdigest_note"]
 
 
 def test_no_token_and_no_absolute_path_in_any_output(bad_run):

@@ -73,10 +73,11 @@ def test_local_cluster_gives_the_rows_of_the_thread_pool(prefect_harness, cluste
 
     def load_counts() -> dict[str, tuple[int, int]]:
         """(loads, reuses) of each model loader's per-process cache in this worker."""
-        from tasks import models, sentiment, summarize
+        from tasks import models, onnx_backend, sentiment, summarize
 
         return {f"{f.__module__}.{f.__name__}": (f.cache_info().misses, f.cache_info().hits)
-                for f in (models._load_encoder, sentiment._load_sentiment, summarize._load)}
+                for f in (models._load_encoder, sentiment._load_sentiment, summarize._load,
+                          onnx_backend._load_encoder, onnx_backend._load_sentiment)}
 
     with Client(cluster.scheduler_address) as client:
         per_worker = client.run(load_counts)

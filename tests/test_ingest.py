@@ -16,6 +16,7 @@ from tasks.ingest import (
     decode_text,
     discover,
     iter_items,
+    read_file,
     text_hash,
 )
 from tasks.record import Document, Reject
@@ -180,3 +181,50 @@ def test_iter_items_is_lazy(tmp_path):
     path.write_text(json.dumps({"text": "ok"}) + "\n" + "{broken\n")
     first = next(iter(iter_items(path)))
     assert isinstance(first, Document)
+
+
+def test_a_bad_csv_row_costs_that_row_not_the_rest_of_the_file(tmp_path):
+    (tmp_path / "c.csv").write_bytes(
+        b"id,text\n1,First row.\n2,Caf\xe9 in latin-1.\n3,Third row.\n4,Fourth row.\n")
+    items = list(read_file(tmp_path / "c.csv", tmp_path, IngestOptions()))
+    assert [(type(i).__name__, i.source) for i in items] == [
+        ("Document", "c.csv:1"), ("Reject", "c.csv:2"), ("Document", "c.csv:3"),
+        ("Document", "c.csv:4")]
+    assert items[1].reason == "not_utf8" and "text" in items[1].detail
+
+
+def test_a_corrupt_parquet_page_becomes_one_reject_counting_the_rows_left(tmp_path):
+    rows = [f"Sentence number {i} about markets and rates." for i in range(40)]
+    pq.write_table(pa.table({"text": rows}), tmp_path / "ok.parquet", row_group_size=10)
+    data = bytearray((tmp_path / "ok.parquet").read_bytes())
+    chunk = pq.ParquetFile(tmp_path / "ok.parquet").metadata.row_group(2).column(0)
+    start = chunk.data_page_offset
+    data[start + 30 : start + chunk.total_compressed_size - 5] = b"\xab" * (
+        chunk.total_compressed_size - 35)
+    (tmp_path / "bad.parquet").write_bytes(bytes(data))
+    items = list(read_file(tmp_path / "bad.parquet", tmp_path, IngestOptions(), batch_rows=10))
+    assert [i.raw_text if isinstance(i, Document) else None for i in items[:20]] == rows[:20]
+    (reject,) = items[20:]
+    assert (reject.source, reject.reason) == ("bad.parquet:21", "unreadable_rows")
+    assert "rows 21-40 of 40" in reject.detail and str(tmp_path) not in reject.detail
+
+
+def test_a_folder_that_cannot_be_listed_is_a_reject_not_a_silent_gap(tmp_path, monkeypatch):
+    import os
+
+    (tmp_path / "ok.txt").write_text("Readable article text.")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "hidden-by-permissions.txt").write_text("Never listed.")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path).endswith("locked"):  # what chmod 000 does to a non-root user
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    items = list(iter_items(tmp_path))
+    assert [(type(i).__name__, i.source) for i in items] == [
+        ("Reject", "locked"), ("Document", "ok.txt")]
+    assert items[0].reason == "unreadable_folder"
+    assert count_items(tmp_path) == 2

@@ -261,11 +261,14 @@ def test_a_digest_run_can_chain_a_publish(prefect_harness, tmp_path):
         DigestConfig(publish_repo_id="not a repo")
     out = tmp_path / "data"
     run = digest(DigestConfig(input=SEEDS, output=out, show_progress=False,
-                              publish_repo_id="acme/chained", publish_dry_run=True))
+                              publish_repo_id="acme/chained", publish_dry_run=True,
+                              publish_branch="weekly", publish_license="cc-by-4.0"))
     published = run["published"]
     assert published["new_shards"] == [f"data/documents/part-{run['run_id']}-00000.parquet"]
     assert published["validated"]["documents"]["rows"] == 1
-    assert (Path(published["staging"]) / "README.md").is_file()
+    assert published["branch"] == "weekly"
+    card = (Path(published["staging"]) / "README.md").read_text()
+    assert "license: cc-by-4.0" in card
     assert not (out / steps.RECORD_DIR).exists()  # a dry run records nothing
 
 

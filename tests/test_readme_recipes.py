@@ -117,3 +117,30 @@ def test_datasets_recipe(in_workdir):
     assert len(ns["ds"]) == len(docs)
     assert len(ns["negative"]) == sum(d["sentiment"] == "negative" for d in docs)
     assert sorted(ns["ds"]["doc_id"]) == sorted(d["doc_id"] for d in docs)
+
+
+def test_duckdb_recipes_read_an_output_that_two_versions_wrote(workdir, monkeypatch, tmp_path):
+    """An older shard without today's columns beside new ones: recipes read both."""
+    import shutil
+
+    import pyarrow.dataset as pads
+
+    from tasks.record import DOCUMENT_SCHEMA
+
+    root, docs, _ = workdir
+    shutil.copytree(root / "data", tmp_path / "data")
+    newest = pq.read_table(sorted((tmp_path / "data" / "documents").glob("*.parquet"))[0])
+    old = newest.slice(0, 1).drop_columns(["duplicate_of", "language", "language_score",
+                                          "summary_method"])
+    old = old.set_column(0, "doc_id", [["older-version-row"]])
+    pq.write_table(old, tmp_path / "data" / "documents" / "part-20250101T000000Z-000000-00000"
+                                                          ".parquet")  # sorts first
+    monkeypatch.chdir(tmp_path)
+    agencies = _sql("duckdb-agency")
+    assert sum(r["documents"] for r in agencies) == len(docs) + 1
+    table = pads.dataset("data/documents", schema=DOCUMENT_SCHEMA).to_table()
+    assert table.num_rows == len(docs) + 1
+    languages = dict(zip(table.column("doc_id").to_pylist(),
+                         table.column("language").to_pylist(), strict=True))
+    assert languages["older-version-row"] is None
+    assert sum(v is not None for v in languages.values()) == len(docs)

@@ -1,0 +1,296 @@
+"""Speed of the whole pipeline against the loop a user would write, on the same documents.
+
+The documents are the 100 CNN/DailyMail dev articles, cycled to `--docs` (each copy with its
+own id). Arms, each in its own child process (so each peak RSS is its own), one after another:
+
+- naive: for each document, pysbd split, `SentenceTransformer.encode` of its sentences, a
+  centroid summary (the 3 sentences closest to the mean embedding), and one call of the LoRA
+  sentiment model on its sentences; all torch fp32.
+- flow-torch / flow-onnx: the real `digest` Prefect flow (what `textdigest run` does: cleaning,
+  language, MinHash, embeddings, extractive summary, sentiment, Parquet) from a JSONL file to
+  a dataset folder, with the torch or onnx backend. Prefect's share is measured by running the
+  same steps as plain functions (`tasks.steps.process_batch`, same batches) in the same child.
+
+Rates count processing only (models are loaded first, and timed apart); start-up is reported.
+Quality is measured apart from the timing: ROUGE-2 of each arm's summaries of the 100
+originals against the references (and LEAD-3's), SST-2 dev accuracy of each arm's sentiment
+model (sign of p_pos - p_neg).
+
+    python -m bench.speed                 # 2,000 documents
+    python -m bench.speed --small         # 40 documents, flow-onnx vs naive (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+EVAL_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
+CNNDM_DEV = EVAL_DIR / "cnndm" / "dev.jsonl"
+SST2_DEV = EVAL_DIR / "sst2" / "dev.tsv"
+ARMS = ("naive", "flow-torch", "flow-onnx")
+
+
+def articles() -> list[dict[str, str]]:
+    rows = [json.loads(line) for line in CNNDM_DEV.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    return [{"id": r["id"], "article": r["article"], "highlights": r["highlights"]} for r in rows]
+
+
+def write_input(path: Path, n: int) -> Path:
+    """`n` documents as JSONL: the articles cycled, copy k of article a has id a-k."""
+    rows = articles()
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            r = rows[i % len(rows)]
+            fh.write(json.dumps({"id": f"{r['id']}-{i // len(rows)}", "text": r["article"]})
+                     + "\n")
+    return path
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def load_avg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def sst2_rows(limit: int | None) -> list[tuple[str, int]]:
+    from tasks.train_head import read_tsv
+
+    return [(t, int(label)) for t, label in read_tsv(SST2_DEV)][:limit]
+
+
+def sst2_accuracy(sentence_probs, limit: int | None) -> float:
+    """Share of SST-2 dev rows whose sign of p_pos - p_neg matches the label."""
+    import numpy as np
+
+    rows = sst2_rows(limit)
+    probs = sentence_probs([t for t, _ in rows])
+    pred = (probs[:, 2] - probs[:, 0] > 0).astype(int)
+    return float((pred == np.array([y for _, y in rows])).mean())
+
+
+def rouge2(summaries: dict[str, str]) -> float:
+    """Mean ROUGE-2 F1 (x100) of the summaries of the originals (ids ending in -0) processed."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge2"], use_stemmer=True)
+    refs = {f"{r['id']}-0": r["highlights"].strip() for r in articles()}
+    scores = [scorer.score(ref, summaries[i] or "")["rouge2"].fmeasure
+              for i, ref in refs.items() if i in summaries]
+    return 100 * sum(scores) / len(scores)
+
+
+# --- the arms (each runs in a child process) --------------------------------------------------
+
+
+def run_naive(input_path: Path, sst2_limit: int | None) -> dict[str, Any]:
+    """The fifteen-line script: per document, split, encode, summarise, score."""
+    import numpy as np
+    import pysbd
+    from sentence_transformers import SentenceTransformer
+
+    from tasks.models import resolve_encoder
+    from tasks.sentiment import load_sentiment
+
+    t0 = time.perf_counter()
+    encoder = SentenceTransformer(str(resolve_encoder().path), device="cpu")
+    sentiment = load_sentiment("minilm-lora")  # torch fp32, the same weights as the pipeline
+    segmenter = pysbd.Segmenter(language="en", clean=False)
+    load_s = time.perf_counter() - t0
+    docs = [json.loads(line) for line in input_path.read_text(encoding="utf-8").splitlines()]
+
+    summaries: dict[str, str] = {}
+    n_sent = 0
+    start = time.perf_counter()
+    for doc in docs:
+        sentences = [s.strip() for s in segmenter.segment(doc["text"]) if s.strip()]
+        n_sent += len(sentences)
+        emb = encoder.encode(sentences, normalize_embeddings=True, show_progress_bar=False)
+        centroid = emb.mean(axis=0)
+        top = sorted(np.argsort(-(emb @ centroid))[:3])
+        summaries[doc["id"]] = " ".join(sentences[i] for i in top)
+        probs = sentiment.sentence_probs(sentences).mean(axis=0)
+        _ = ("negative", "neutral", "positive")[int(np.argmax(probs))]
+    wall = time.perf_counter() - start
+    return {"docs": len(docs), "sentences": n_sent, "wall_s": wall, "load_s": load_s,
+            "peak_rss_mib": peak_rss_mib(), "rouge2": rouge2(summaries),
+            "sst2": sst2_accuracy(sentiment.sentence_probs, sst2_limit),
+            "backend": "torch fp32, per document"}
+
+
+def run_flow(input_path: Path, backend: str, batch_size: int, sst2_limit: int | None,
+             threads: int | None, plain: bool) -> dict[str, Any]:
+    """The `digest` flow over the JSONL file, then (optionally) the same steps without Prefect."""
+    import pyarrow.dataset as pads
+
+    from flows.config import DigestConfig
+    from flows.digest import digest
+
+    work = Path(tempfile.mkdtemp(prefix="textdigest-speed-"))
+    config = DigestConfig(input=input_path, output=work / "out", batch_size=batch_size,
+                          show_progress=False, backend=backend, torch_threads=threads)
+    models = config.model_names()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    models.load_encoder()  # load (and export, first time) before the clock starts
+    sentiment = models.load_sentiment()
+    models.load_summarizer()
+    load_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    manifest = digest(config)
+    flow_total = time.perf_counter() - t0
+    wall = manifest["timings_s"]["processing_wall"]
+    table = pads.dataset(work / "out" / "documents", format="parquet").to_table(
+        columns=["doc_id", "summary", "n_sentences"])
+    rows = table.to_pylist()
+    out = {"docs": manifest["counts"]["read"], "written": manifest["counts"]["written"],
+           "sentences": sum(r["n_sentences"] or 0 for r in rows), "wall_s": wall,
+           "load_s": load_s, "flow_total_s": flow_total, "timings_s": manifest["timings_s"],
+           "rouge2": rouge2({r["doc_id"]: r["summary"] for r in rows}),
+           "backend": json.loads(manifest["models"]["sentiment_model"]["params"]).get(
+               "backend", "torch") + " " + json.loads(manifest["models"]["encoder"]["params"]).get(
+               "quantization", "fp32")}
+    out["peak_rss_mib"] = peak_rss_mib()  # before the plain-steps rerun and the SST-2 pass
+    if plain:
+        out["plain_steps_s"] = plain_steps(input_path, config)
+    out["sst2"] = sst2_accuracy(sentiment.sentence_probs, sst2_limit)
+    return out
+
+
+def plain_steps(input_path: Path, config) -> float:
+    """Seconds for the flow's steps as plain functions, one batch after another (no Prefect)."""
+    from tasks import dedup, ingest
+    from tasks.steps import Batch, process_batch
+
+    models = config.model_names()
+    start = time.perf_counter()
+    items = ingest.iter_items(input_path, config.ingest_options())
+    for seq, raw in enumerate(ingest.batched(items, config.batch_size, None)):
+        batch = process_batch(Batch(seq=seq, docs=[d for d in raw if hasattr(d, "raw_text")]),
+                              models)
+        dedup.sign_documents(batch.docs)
+    return time.perf_counter() - start
+
+
+def child(args: argparse.Namespace) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    before = load_avg()
+    if args.arm == "naive":
+        result = run_naive(args.input, args.sst2_limit)
+    else:
+        result = run_flow(args.input, args.arm.split("-")[1], args.batch_size, args.sst2_limit,
+                          args.threads, plain=not args.no_plain)
+    result.update(arm=args.arm, load_before=before, load_after=load_avg())
+    args.result.write_text(json.dumps(result), encoding="utf-8")
+
+
+# --- the parent: run the arms, print the table --------------------------------------------------
+
+
+def machine() -> str:
+    model = platform.processor() or "?"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+        model = fields.get("Model name", model).strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return f"{model}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}"
+
+
+def table(results: list[dict[str, Any]], lead3: float) -> str:
+    naive = next((r for r in results if r["arm"] == "naive"), None)
+    head = (f"{'arm':<11}{'backend':<26}{'docs':>6}{'docs/s':>9}{'sent/s':>9}{'x naive':>9}"
+            f"{'peak RSS':>10}{'ROUGE-2':>9}{'SST-2':>8}{'load':>7}{'loadavg':>16}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        dps, sps = r["docs"] / r["wall_s"], r["sentences"] / r["wall_s"]
+        ratio = f"{dps / (naive['docs'] / naive['wall_s']):.1f}x" if naive else "-"
+        lines.append(f"{r['arm']:<11}{r['backend']:<26}{r['docs']:>6}{dps:>9.1f}{sps:>9.0f}"
+                     f"{ratio:>9}{r['peak_rss_mib']:>7.0f}MiB{r['rouge2']:>9.2f}"
+                     f"{100 * r['sst2']:>7.1f}%{r['load_s']:>6.1f}s"
+                     f"{r['load_before'].split()[0] + '→' + r['load_after'].split()[0]:>16}")
+    lines.append(f"ROUGE-2 on the first {min(results[0]['docs'], 100)} articles; LEAD-3 on the "
+                 f"same (pipeline cleaning): {lead3:.2f}")
+    for r in results:
+        if "plain_steps_s" in r:
+            over = r["wall_s"] - r["plain_steps_s"]
+            lines.append(f"{r['arm']}: flow processing {r['wall_s']:.1f}s vs the same steps as "
+                         f"plain functions {r['plain_steps_s']:.1f}s (Prefect + overlap: "
+                         f"{over:+.1f}s, {100 * over / r['wall_s']:+.1f}%); flow call in all "
+                         f"{r['flow_total_s']:.1f}s (start-up + manifest)")
+        if "timings_s" in r:
+            t = r["timings_s"]
+            steps = ", ".join(f"{k} {v:.1f}" for k, v in t.items()
+                              if k not in ("load_models", "processing_wall"))
+            lines.append(f"{r['arm']}: step seconds (summed over batches): {steps}")
+    return "\n".join(lines)
+
+
+def lead3_rouge2(n: int) -> float:
+    from bench.summary_eval import load_articles
+
+    docs, _ = load_articles(limit=min(n, 100))
+    return rouge2({f"{d.doc_id}-0": " ".join(d.sentences[:3]) for d in docs})
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=2000, help="documents (articles cycled)")
+    parser.add_argument("--small", action="store_true",
+                        help="40 documents, naive vs flow-onnx, SST-2 on 100 rows (CI)")
+    parser.add_argument("--arm", action="append", choices=ARMS, help="arms to run (repeatable)")
+    parser.add_argument("--batch-size", type=int, default=64, help="documents per flow batch")
+    parser.add_argument("--threads", type=int, default=None, help="torch / ORT threads")
+    parser.add_argument("--no-plain", action="store_true",
+                        help="skip the plain-steps rerun that measures Prefect's share")
+    parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--sst2-limit", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.result:  # a child: one arm
+        args.arm = args.arm[0]
+        child(args)
+        return []
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    n = 40 if args.small else args.docs
+    arms = args.arm or (["naive", "flow-onnx"] if args.small else list(ARMS))
+    sst2_limit = 100 if args.small else None
+    print(f"machine: {machine()}; load average {load_avg()}", flush=True)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="textdigest-speed-") as tmp:
+        input_path = write_input(Path(tmp) / "docs.jsonl", n)
+        for arm in arms:
+            out = Path(tmp) / f"{arm}.json"
+            cmd = [sys.executable, "-m", "bench.speed", "--arm", arm, "--input", str(input_path),
+                   "--result", str(out), "--batch-size", str(args.batch_size)]
+            cmd += ["--sst2-limit", str(sst2_limit)] if sst2_limit else []
+            cmd += ["--threads", str(args.threads)] if args.threads else []
+            cmd += ["--no-plain"] if args.no_plain or args.small else []
+            print(f"running {arm} on {n} documents ...", flush=True)
+            subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parents[1])
+            results.append(json.loads(out.read_text(encoding="utf-8")))
+    print(table(results, lead3_rouge2(n)))
+    return results
+
+
+if __name__ == "__main__":
+    main()
