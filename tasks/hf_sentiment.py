@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from tasks.batching import length_batches
 from tasks.chunking import TokenChunker
 from tasks.models import ModelError, ModelRef
 from tasks.record import SENTIMENT_LABELS, Document
@@ -159,10 +160,8 @@ class HFSentiment:
         """(n, 3) probabilities of each text (each fits the model), batched by length."""
         torch = self._torch
         out = np.zeros((len(texts), len(SENTIMENT_LABELS)), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         with self._lock, torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
+            for idx in length_batches([len(t) for t in texts], self.batch_size):
                 enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=False,
                                      return_tensors="pt")
                 logits = self.model(**enc).logits.float()

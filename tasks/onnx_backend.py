@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 
+from tasks.batching import length_batches
 from tasks.models import DEFAULT_ENCODER, ModelRef, package_version, resolve_encoder
 
 CACHE_ENV = "TEXTDIGEST_CACHE"
@@ -144,9 +145,7 @@ def _torch_threads() -> int:
 
 def length_sorted_batches(ids: list[list[int]], batch_size: int, pad_id: int = 0):
     """Yield (row indices, input_ids, attention_mask) batches of similar token length."""
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+    for idx in length_batches([len(x) for x in ids], batch_size):
         width = max(len(ids[i]) for i in idx)
         input_ids = np.full((len(idx), width), pad_id, dtype=np.int64)
         mask = np.zeros((len(idx), width), dtype=np.int64)

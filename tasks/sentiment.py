@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from tasks.batching import length_batches
 from tasks.models import (
     ASSETS,
     DEFAULT_ENCODER,
@@ -261,11 +262,8 @@ class LoraSentiment:
         out = np.zeros((len(sentences), len(self.labels)), dtype=np.float32)
         if not sentences:
             return out
-        # Sorting by length keeps padding (wasted compute) small within each batch.
-        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
         with self._lock, torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
+            for idx in length_batches([len(s) for s in sentences], self.batch_size):
                 enc = self.tokenizer([sentences[i] for i in idx], padding=True, truncation=True,
                                      max_length=self.max_length, return_tensors="pt")
                 hidden = self._encoder(input_ids=enc["input_ids"],

@@ -17,6 +17,7 @@ import json
 import threading
 from typing import Any
 
+from tasks.batching import length_batches
 from tasks.chunking import TokenChunker
 from tasks.models import ModelError, ModelRef
 from tasks.record import Document
@@ -160,10 +161,8 @@ class Seq2SeqSummarizer:
         torch = self._torch
         out = [""] * len(texts)
         inputs = [self.prefix + t for t in texts]
-        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
         with self._lock, torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
+            for idx in length_batches([len(t) for t in inputs], self.batch_size):
                 enc = self.tokenizer([inputs[i] for i in idx], padding=True, truncation=False,
                                      return_tensors="pt")
                 if enc["input_ids"].shape[1] > self.limit:  # chunking guarantees this

@@ -290,14 +290,20 @@ def train_sentiment_head(
     return config
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def training_parser(description: str) -> argparse.ArgumentParser:
+    """The data, output and seed options both training scripts take."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--sst2", type=Path, required=True, help="SST-2 train.tsv")
     parser.add_argument("--fpb", type=Path, required=True, help="fpb_lowagree.tsv")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--sst2-dev", type=Path, default=None,
                         help="SST-2 dev.tsv to score (default: dev.tsv next to --sst2)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = training_parser(__doc__.splitlines()[0])
     parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
     args = parser.parse_args(argv)
     dev = args.sst2_dev or args.sst2.with_name("dev.tsv")

@@ -14,7 +14,6 @@ temperature is then fitted on a calibration slice neither task trained on.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import random
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from tasks.batching import length_batches
 from tasks.models import DEFAULT_ENCODER, file_digest, resolve_encoder
 from tasks.record import SENTIMENT_LABELS
 from tasks.sentiment import LORA_NAME, load_base_encoder, mean_pool
@@ -36,6 +36,7 @@ from tasks.train_head import (
     read_tsv,
     text_bucket,
     three_class_metrics,
+    training_parser,
 )
 
 # Every linear layer of the six transformer blocks; the regex leaves out anything else.
@@ -205,13 +206,10 @@ def _logits(encoder, head, tokenizer, texts: list[str], max_length: int,
     if not texts:
         return out
     batcher = _Batcher(tokenizer, texts, max_length)
-    lengths = batcher.lengths()
-    order = sorted(range(len(texts)), key=lambda i: lengths[i])
     encoder.eval()
     head.eval()
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in length_batches(batcher.lengths(), batch_size):
             ids, mask = batcher.tensors(idx)
             hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
             out[idx] = head(mean_pool(hidden, mask)).numpy()
@@ -513,13 +511,7 @@ share-alike; retrain without FPB for commercial use. Base model all-MiniLM-L6-v2
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sst2", type=Path, required=True, help="SST-2 train.tsv")
-    parser.add_argument("--fpb", type=Path, required=True, help="fpb_lowagree.tsv")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--sst2-dev", type=Path, default=None,
-                        help="SST-2 dev.tsv to score (default: dev.tsv next to --sst2)")
+    parser = training_parser(__doc__.splitlines()[0])
     parser.add_argument("--sst2-rows", type=int, default=20000)
     parser.add_argument("--fpb-repeat", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=1)
