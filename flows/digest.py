@@ -165,7 +165,18 @@ class _Intake:
         return Batch(seq=seq, docs=docs, rejects=rejects, n_items=len(items))
 
 
-@flow(name="digest", task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=False)
+def thread_workers(max_in_flight: int) -> int:
+    """Pool threads for `max_in_flight` batches plus the one being submitted.
+
+    Each batch is a chain of up to five tasks, and a task whose inputs are futures holds its
+    thread while it waits: a smaller pool runs the chains one after another, so the next
+    batch's cleaning (Python) never overlaps this batch's model passes (native, GIL released).
+    """
+    return 5 * (max_in_flight + 1)
+
+
+@flow(name="digest", task_runner=ThreadPoolTaskRunner(max_workers=thread_workers(2)),
+      log_prints=False)
 def digest(config: DigestConfig) -> dict[str, Any]:
     """Digest every document under `config.input` into the dataset at `config.output`."""
     logger = get_run_logger()

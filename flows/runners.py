@@ -28,9 +28,18 @@ def local_cluster_kwargs(config: DigestConfig) -> dict[str, Any]:
 
 
 def task_runner_for(config: DigestConfig) -> TaskRunner | None:
-    """The task runner `config` asks for; None means the flow's default (threads)."""
+    """The task runner `config` asks for; None means the flow's default (threads, sized for
+    the default `max_in_flight`)."""
     if config.task_runner == "threads":
-        return None
+        from flows.config import DigestConfig as Config
+        from flows.digest import thread_workers
+
+        default = Config.model_fields["max_in_flight"].default
+        if config.max_in_flight == default:
+            return None
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=thread_workers(config.max_in_flight))
     from prefect_dask import DaskTaskRunner
 
     if config.dask_address:

@@ -16,12 +16,21 @@ import re
 import threading
 import unicodedata
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import ftfy
 import pysbd
+from pysbd.lang.english import English
 
 from tasks.record import Document
+
+# pysbd hands pattern strings to `re` on every call, and with the cleaning patterns they
+# overflow `re`'s 512-entry compile cache: recompiling took ~18% of splitting time
+# (bench/RESULTS.md). CPython has no public knob for the cache size; where the private one
+# exists, raise it (a few MB of compiled patterns at most).
+if isinstance(getattr(re, "_MAXCACHE", None), int) and re._MAXCACHE < 4096:
+    re._MAXCACHE = 4096
 
 # --------------------------------------------------------------------------------------------
 # clean_text
@@ -437,10 +446,44 @@ def parse_header(text: str) -> Header:
 _SEGMENTER_LOCK = threading.Lock()
 
 
+class _FastEnglish(English):
+    """pysbd's English rules, with its abbreviation pass skipping what cannot apply.
+
+    For every abbreviation that occurs anywhere in a line as a substring ("al", "is", "no",
+    "p" occur in nearly every line), pysbd scans the line for each word starting with it and
+    runs a substitution of the whole line per match, though every substitution needs the
+    abbreviation followed by a period. Offering it only the abbreviations whose
+    "<abbr>." occurs in the line (and every dotted one, such as "e.g", whose regex can match
+    more than its literal text) gives the same splits in less than half the time
+    (bench/RESULTS.md; tests/test_clean.py checks the splits against plain pysbd).
+    """
+
+    class AbbreviationReplacer(English.AbbreviationReplacer):
+        def search_for_abbreviations_in_string(self, text):
+            lowered = text.lower()
+            rules = self.lang.Abbreviation
+            keep = [a for a in rules.ABBREVIATIONS
+                    if not a.strip().isalnum() or f"{a.strip()}." in lowered]
+            full, self.lang = self.lang, SimpleNamespace(Abbreviation=SimpleNamespace(
+                ABBREVIATIONS=keep, PREPOSITIVE_ABBREVIATIONS=rules.PREPOSITIVE_ABBREVIATIONS,
+                NUMBER_ABBREVIATIONS=rules.NUMBER_ABBREVIATIONS))
+            try:
+                return super().search_for_abbreviations_in_string(text)
+            finally:
+                self.lang = full
+
+
+def reference_segmenter() -> pysbd.Segmenter:
+    """Plain pysbd English, as published: what `_FastEnglish` must agree with."""
+    return pysbd.Segmenter(language="en", clean=False)
+
+
 @functools.lru_cache(maxsize=1)
 def _segmenter() -> pysbd.Segmenter:
     """The process-wide English segmenter (built on first use)."""
-    return pysbd.Segmenter(language="en", clean=False)
+    segmenter = reference_segmenter()
+    segmenter.language_module = _FastEnglish
+    return segmenter
 
 
 # pysbd is super-linear on long paragraphs (measured: 225,000 chars of "Mr. Smith e.g. "

@@ -211,14 +211,21 @@ def _lora_class():
 
         def __init__(self, folder: Path, name: str, quant: Quant = DEFAULT_QUANT,
                      threads: int | None = None):
-            super().__init__(folder, name)
+            super().__init__(folder, name, load_weights=False)
             self.quant = quant
             key = cache_key(super().provenance()["revision"], "sentiment-lora")
-            fp32 = cached_file(key, "sentiment-fp32.onnx", lambda out: export_sentiment(self, out))
+            fp32 = cached_file(key, "sentiment-fp32.onnx", self._export)
             self.path = fp32 if quant == "fp32" else cached_file(
                 key, "sentiment-int8.onnx", lambda out: quantize_int8(fp32, out))
             self._session = _session(self.path, threads)
-            self._encoder = None  # the torch copy was only needed to export: free it
+
+        def _export(self, out: Path) -> None:
+            """Only a first run (no cached graph) loads the torch model, to export it."""
+            self.load_weights()
+            try:
+                export_sentiment(self, out)
+            finally:
+                self._encoder = self._head = None
 
         def provenance(self) -> dict[str, str]:
             prov = super().provenance()

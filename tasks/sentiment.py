@@ -198,10 +198,7 @@ class LoraSentiment:
     needs_embeddings = False
 
     def __init__(self, folder: Path, name: str, pooling: str | None = None,
-                 batch_size: int = 64):
-        import torch
-        from peft import PeftModel
-        from safetensors.torch import load_file
+                 batch_size: int = 64, load_weights: bool = True):
         from transformers import AutoTokenizer
 
         files = [folder / n for n in ("config.json", "head.safetensors",
@@ -230,16 +227,30 @@ class LoraSentiment:
         self.adapter_digest = file_digest(files[2])
         self.head_digest = file_digest(files[1])
         self.lora = self.config["lora"]
+        self.base_path = base_ref.path
         self.tokenizer = AutoTokenizer.from_pretrained(str(base_ref.path))
+        self._encoder = self._head = None
+        self._lock = threading.Lock()  # torch modules are not safe to call from several threads
+        if load_weights:
+            self.load_weights()
+
+    def load_weights(self) -> None:
+        """Merge the adapter into the base and load the head: the torch model (~1 s).
+
+        The ONNX backend skips this when its exported graph is already cached.
+        """
+        import torch
+        from peft import PeftModel
+        from safetensors.torch import load_file
+
         with warnings.catch_warnings():  # peft calls a transformers API deprecated in 5.x
             warnings.simplefilter("ignore", FutureWarning)
-            peft_model = PeftModel.from_pretrained(load_base_encoder(base_ref.path), str(folder))
+            peft_model = PeftModel.from_pretrained(load_base_encoder(self.base_path),
+                                                   str(self.folder))
         self._encoder = peft_model.merge_and_unload().float().eval()
         self._head = torch.nn.Linear(int(self.config["hidden_size"]), len(self.labels))
-        self._head.load_state_dict(load_file(str(files[1])))
+        self._head.load_state_dict(load_file(str(self.folder / "head.safetensors")))
         self._head.float().eval()
-        self._torch = torch
-        self._lock = threading.Lock()  # torch modules are not safe to call from several threads
 
     def provenance(self) -> dict[str, str]:
         params = {
@@ -258,7 +269,8 @@ class LoraSentiment:
 
     def logits(self, sentences: list[str]) -> np.ndarray:
         """(n, 3) raw head logits (before temperature), batched by length, in input order."""
-        torch = self._torch
+        import torch
+
         out = np.zeros((len(sentences), len(self.labels)), dtype=np.float32)
         if not sentences:
             return out

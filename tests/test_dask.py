@@ -34,6 +34,15 @@ def test_runner_choice_follows_the_config():
     from prefect_dask import DaskTaskRunner
 
     assert task_runner_for(DigestConfig()) is None
+    # more batches in flight need more pool threads: each waiting task holds one
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.digest import digest, thread_workers
+
+    assert digest.task_runner._max_workers == thread_workers(2)
+    wide = task_runner_for(DigestConfig(max_in_flight=6))
+    assert isinstance(wide, ThreadPoolTaskRunner)
+    assert wide._max_workers == thread_workers(6) > thread_workers(2)
     local = task_runner_for(DigestConfig(task_runner="dask", dask_workers=3))
     assert isinstance(local, DaskTaskRunner) and local.address is None
     assert local.cluster_kwargs == {"processes": True, "threads_per_worker": 1, "n_workers": 3}

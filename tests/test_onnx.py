@@ -92,6 +92,23 @@ def test_export_is_cached_and_reused(tmp_path, monkeypatch, sentences):
     assert sorted(p.name for p in first.path.parent.iterdir()) == [".lock", "encoder-fp32.onnx"]
 
 
+def test_cached_sentiment_graph_skips_the_torch_model(tmp_path, monkeypatch, labelled):
+    """Only the first load (no cached graph) merges the LoRA weights in torch, to export."""
+    monkeypatch.setenv(onnx_backend.CACHE_ENV, str(tmp_path))
+    from tasks.sentiment import LORA_DIR, LoraSentiment
+
+    cls = onnx_backend._lora_class()
+    loads: list[int] = []
+    original = LoraSentiment.load_weights
+    monkeypatch.setattr(LoraSentiment, "load_weights",
+                        lambda self: (loads.append(1), original(self))[1])
+    first = cls(LORA_DIR, LORA_NAME, "fp32")
+    assert loads == [1] and first._encoder is None  # exported, then the torch copy freed
+    second = cls(LORA_DIR, LORA_NAME, "fp32")
+    assert loads == [1] and second.path == first.path
+    assert np.array_equal(first.logits(labelled[:8]), second.logits(labelled[:8]))
+
+
 def test_cached_file_builds_once_and_never_leaves_a_partial_file(tmp_path, monkeypatch):
     monkeypatch.setenv(onnx_backend.CACHE_ENV, str(tmp_path))
     calls = []
