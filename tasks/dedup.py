@@ -84,51 +84,140 @@ def _no_words(sig: np.ndarray) -> bool:
     return bool((sig == np.iinfo(np.uint32).max).all())
 
 
-def _minhash(sig: np.ndarray) -> MinHash:
-    return MinHash(seed=SEED, hashvalues=sig.astype(np.uint64),
-                   permutations=_TEMPLATE.permutations)
+class _Rows:
+    """A growing 2-D numpy array (amortised doubling): a row per signature, no per-row object."""
+
+    def __init__(self, width: int, dtype: type):
+        self._data = np.zeros((1024, width), dtype=dtype)
+        self.n = 0
+
+    def append(self, row: np.ndarray) -> int:
+        if self.n == len(self._data):  # zeros are mapped lazily: only the copy is resident
+            grown = np.zeros((2 * len(self._data), self._data.shape[1]), self._data.dtype)
+            grown[: self.n] = self._data
+            self._data = grown
+        self._data[self.n] = row
+        self.n += 1
+        return self.n - 1
+
+    @property
+    def array(self) -> np.ndarray:
+        return self._data[: self.n]
+
+
+class _BandIndex:
+    """LSH buckets as arrays: per band, a sorted run of band keys plus a short unsorted tail.
+
+    The same buckets as `datasketch.MinHashLSH` with the same (bands, rows) (two signatures
+    share a bucket when one band's values are all equal), stored as one uint64 key per band
+    and row (~180 bytes per document in all, against ~4.8 KB in MinHashLSH's Python sets),
+    so the index of 100,000 documents fits in a few tens of MB.
+    """
+
+    TAIL = 4096  # unsorted entries searched linearly before the sorted run is rebuilt
+
+    def __init__(self, bands: int, rows: int):
+        self.bands, self.rows = bands, rows
+        mix = np.random.default_rng(SEED).integers(1, 2**63, size=rows, dtype=np.uint64)
+        self._mix = mix | np.uint64(1)  # odd multipliers: a band's values -> one 64-bit key
+        self._keys = _Rows(bands, np.uint64)
+        self._rows = _Rows(1, np.int64)  # which signature row each entry points to
+        self._sorted_keys = np.zeros((bands, 0), dtype=np.uint64)
+        self._sorted_pos = np.zeros((bands, 0), dtype=np.int64)
+
+    def keys(self, sig: np.ndarray) -> np.ndarray:
+        values = sig[: self.bands * self.rows].reshape(self.bands, self.rows).astype(np.uint64)
+        with np.errstate(over="ignore"):
+            keys = (values * self._mix).sum(axis=1)
+            return keys ^ (keys >> np.uint64(29))
+
+    def insert(self, sig: np.ndarray, row: int) -> None:
+        self._keys.append(self.keys(sig))
+        self._rows.append(np.array([row]))
+        if self._keys.n - self._sorted_keys.shape[1] > self.TAIL:
+            keys = self._keys.array.T
+            self._sorted_pos = np.argsort(keys, axis=1, kind="stable")
+            self._sorted_keys = np.take_along_axis(keys, self._sorted_pos, axis=1)
+
+    def query(self, sig: np.ndarray) -> np.ndarray:
+        """Signature rows sharing at least one band bucket with `sig`."""
+        keys = self.keys(sig)
+        found = []
+        done = self._sorted_keys.shape[1]
+        for band in range(self.bands):
+            run = self._sorted_keys[band]
+            lo, hi = np.searchsorted(run, keys[band], "left"), np.searchsorted(run, keys[band],
+                                                                               "right")
+            found.append(self._sorted_pos[band, lo:hi])
+        tail = self._keys.array[done:]
+        found.append(done + np.flatnonzero((tail == keys).any(axis=1)))
+        entries = np.unique(np.concatenate(found))
+        return self._rows.array[entries, 0]
 
 
 @dataclass
 class NearDupIndex:
-    """Signatures of the originals seen so far, and the entries this run adds."""
+    """Signatures of every document seen so far (originals bucketed for lookup), compactly.
+
+    Memory is what a dataset of any size pays per document, so it is kept to arrays: a
+    signature row (512 bytes), its band keys, and the doc_id string.
+    """
 
     threshold: float
-    lsh: MinHashLSH = field(init=False)
-    originals: dict[str, np.ndarray] = field(default_factory=dict)
-    known: set[str] = field(default_factory=set)
-    new_entries: list[tuple[str, str | None, np.ndarray]] = field(default_factory=list)
     flagged: int = 0
+    _ids: list[str] = field(default_factory=list, init=False, repr=False)
+    _dups: list[str | None] = field(default_factory=list, init=False, repr=False)
+    _row_of: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    _new: list[int] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"near-duplicate threshold must be in (0, 1], got {self.threshold}")
-        self.lsh = MinHashLSH(threshold=self.threshold, num_perm=NUM_PERM)
+        # datasketch picks the (bands, rows) split that balances false positives and negatives
+        # at this threshold; the buckets themselves live in `_BandIndex`.
+        params = MinHashLSH(threshold=self.threshold, num_perm=NUM_PERM)
+        self._bands = _BandIndex(params.b, params.r)
+        self._sigs = _Rows(NUM_PERM, np.uint32)
+
+    def __contains__(self, doc_id: str) -> bool:
+        return doc_id in self._row_of
+
+    @property
+    def originals(self) -> list[str]:
+        """doc_ids in the lookup buckets (not flagged, with words to compare)."""
+        rows = self._bands._rows.array[:, 0]
+        return [self._ids[r] for r in rows]
 
     def match(self, doc_id: str, sig: np.ndarray) -> str | None:
         """The indexed original most similar to `sig` at or above the threshold, if any."""
         if _no_words(sig):  # nothing to compare (no word characters at all)
             return None
+        rows = self._bands.query(sig)
+        if not len(rows):
+            return None
+        scores = (self._sigs.array[rows] == sig).sum(axis=1) / NUM_PERM
         best: tuple[float, str] | None = None
-        for key in self.lsh.query(_minhash(sig)):
-            if key == doc_id:
+        for row, score in zip(rows.tolist(), scores.tolist(), strict=True):
+            key = self._ids[row]
+            if key == doc_id or score < self.threshold:
                 continue
-            score = similarity(sig, self.originals[key])
-            if score >= self.threshold and (best is None or (-score, key) < (-best[0], best[1])):
+            if best is None or (-score, key) < (-best[0], best[1]):
                 best = (score, key)
         return best[1] if best else None
 
     def add(self, doc_id: str, sig: np.ndarray, duplicate_of: str | None,
             record: bool = True) -> None:
-        """Index `doc_id` (originals only go into the LSH); `record` marks it for saving."""
-        if doc_id in self.known:
+        """Index `doc_id` (originals only go into the buckets); `record` marks it for saving."""
+        if doc_id in self._row_of:
             return
-        self.known.add(doc_id)
+        row = self._sigs.append(sig)
+        self._row_of[doc_id] = row
+        self._ids.append(doc_id)
+        self._dups.append(duplicate_of)
         if duplicate_of is None and not _no_words(sig):
-            self.originals[doc_id] = sig
-            self.lsh.insert(doc_id, _minhash(sig), check_duplication=False)
+            self._bands.insert(sig, row)
         if record:
-            self.new_entries.append((doc_id, duplicate_of, sig))
+            self._new.append(row)
 
     def assign(self, docs: Iterable[Document]) -> None:
         """Set `duplicate_of` on each document, in order, and index it.
@@ -145,19 +234,21 @@ class NearDupIndex:
 
     def save(self, output: Path, run_id: str) -> Path | None:
         """Write this run's entries as one index file (atomic); nothing when there are none."""
-        if not self.new_entries:
+        if not self._new:
             return None
-        table = pa.Table.from_pydict(
-            {"doc_id": [e[0] for e in self.new_entries],
-             "duplicate_of": [e[1] for e in self.new_entries],
-             "signature": [e[2].tolist() for e in self.new_entries]},
+        rows = np.asarray(self._new, dtype=np.int64)
+        flat = pa.array(self._sigs.array[rows].reshape(-1), type=pa.uint32())
+        table = pa.Table.from_arrays(
+            [pa.array([self._ids[r] for r in rows.tolist()], type=pa.string()),
+             pa.array([self._dups[r] for r in rows.tolist()], type=pa.string()),
+             pa.FixedSizeListArray.from_arrays(flat, NUM_PERM)],
             schema=INDEX_SCHEMA,
         )
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd")
         path = Path(output) / INDEX_DIR / f"{INDEX_PREFIX}{run_id}.parquet"
         atomic_write_bytes(path, buf.getvalue())
-        self.new_entries = []
+        self._new = []
         return path
 
 
@@ -179,11 +270,14 @@ def load_index(output: Path, threshold: float, present_ids: set[str]) -> NearDup
         meta = pq.read_schema(path).metadata or {}
         if meta.get(b"textdigest.minhash") != PARAMS.encode():
             continue  # other signature parameters: re-sign those documents below
-        for row in pq.read_table(path).to_pylist():
-            if row["doc_id"] in present_ids:
-                index.add(row["doc_id"], np.asarray(row["signature"], dtype=np.uint32),
-                          row["duplicate_of"], record=False)
-    missing = present_ids - index.known
+        table = pq.read_table(path)
+        sigs = (table.column("signature").combine_chunks().flatten().to_numpy()
+                .reshape(-1, NUM_PERM).astype(np.uint32))
+        ids, dups = table.column("doc_id").to_pylist(), table.column("duplicate_of").to_pylist()
+        for doc_id, dup, sig in zip(ids, dups, sigs, strict=True):
+            if doc_id in present_ids:
+                index.add(doc_id, sig, dup, record=False)
+    missing = {doc_id for doc_id in present_ids if doc_id not in index}
     if missing:
         files = sorted(str(f) for f in (Path(output) / DOCUMENTS_DIR).glob("*.parquet"))
         # The full schema fills `duplicate_of` with nulls in shards written before it existed.

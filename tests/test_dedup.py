@@ -122,3 +122,26 @@ def test_zero_threshold_turns_the_check_off_as_on_the_command_line():
     assert DigestConfig().near_dup_threshold == 0.8
     with pytest.raises(ValueError):
         DigestConfig(near_dup_threshold=1.5)
+
+
+def test_band_index_finds_the_candidates_datasketch_finds():
+    """The array-backed buckets are MinHashLSH's buckets (same bands and rows), stored compactly."""
+    import numpy as np
+    from datasketch import MinHash, MinHashLSH
+
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 2**32 - 1, size=(300, dedup.NUM_PERM), dtype=np.uint32)
+    near = base[rng.integers(0, 300, size=300)].copy()  # copies with 0-60 values changed
+    for row, k in zip(near, rng.integers(0, 60, size=300), strict=True):
+        row[rng.choice(dedup.NUM_PERM, size=k, replace=False)] = rng.integers(0, 2**32 - 1, k)
+    sigs = np.concatenate([base, near])
+    reference = MinHashLSH(threshold=0.8, num_perm=dedup.NUM_PERM)
+    ours = dedup._BandIndex(reference.b, reference.r)
+    ours.TAIL = 64  # exercise both the sorted run and the unsorted tail
+    perms = MinHash(num_perm=dedup.NUM_PERM, seed=dedup.SEED).permutations
+    for i, sig in enumerate(sigs):
+        mh = MinHash(seed=dedup.SEED, hashvalues=sig.astype(np.uint64), permutations=perms)
+        assert sorted(ours.query(sig).tolist()) == sorted(reference.query(mh)), i
+        reference.insert(i, mh)
+        ours.insert(sig, i)
+    assert sum(len(ours.query(s)) > 1 for s in near) > 100  # many planted copies were found
