@@ -76,13 +76,14 @@ class RssSampler(threading.Thread):
         return self.samples
 
 
-def child(input_path: Path, near_dup: bool, result: Path) -> None:
+def child(input_path: Path, near_dup: bool, batch_size: int | None, result: Path) -> None:
     from flows.config import DigestConfig
     from flows.digest import digest
 
     work = Path(tempfile.mkdtemp(prefix="textdigest-memory-"))
+    options = {"batch_size": batch_size} if batch_size else {}
     config = DigestConfig(input=input_path, output=work / "out", show_progress=False,
-                          near_dup_threshold=0.8 if near_dup else None)
+                          near_dup_threshold=0.8 if near_dup else None, **options)
     models = config.model_names()
     models.load_encoder(), models.load_sentiment(), models.load_summarizer()
     after_load = _rss_mib()
@@ -94,7 +95,8 @@ def child(input_path: Path, near_dup: bool, result: Path) -> None:
     # RSS over the second half of the run against the first: growth that scales with input.
     half = len(rss) // 2
     result.write_text(json.dumps({
-        "docs": manifest["counts"]["read"], "written": manifest["counts"]["written"],
+        "docs": manifest["counts"]["read"], "batch_size": config.batch_size,
+        "written": manifest["counts"]["written"],
         "wall_s": manifest["timings_s"]["processing_wall"], "after_load_mib": after_load,
         "peak_rss_mib": peak_rss_mib(), "rss_first_half_max": max(rss[:half] or rss),
         "rss_second_half_max": max(rss[half:]), "rss_end": rss[-1],
@@ -108,11 +110,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         help="input sizes (repeatable; default 10,000 and 100,000)")
     parser.add_argument("--no-near-dup", action="store_true",
                         help="turn the near-duplicate index off (it grows with the dataset)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="documents per batch task (default: the flow's default)")
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.result:
-        child(args.input, not args.no_near_dup, args.result)
+        child(args.input, not args.no_near_dup, args.batch_size, args.result)
         return []
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -126,6 +130,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             out = Path(tmp) / f"{n}.json"
             cmd = [sys.executable, "-m", "bench.memory", "--input", str(input_path),
                    "--result", str(out)] + (["--no-near-dup"] if args.no_near_dup else [])
+            cmd += ["--batch-size", str(args.batch_size)] if args.batch_size else []
             print(f"running the flow on {n:,} documents ...", flush=True)
             env = {**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"}
             subprocess.run(cmd, check=True, cwd=Path(__file__).resolve().parents[1],
@@ -141,7 +146,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
               f"{r['rss_first_half_max']:>7.0f}MiB{r['rss_second_half_max']:>7.0f}MiB"
               f"{r['peak_rss_mib']:>7.0f}MiB{r['peak_rss_mib'] / base:>8.2f}x"
               f"{str(r['near_duplicates']):>10}{r['loadavg'].split()[0]:>16}")
-    print(f"near-duplicate index: {'off' if args.no_near_dup else 'on (threshold 0.8)'}")
+    print(f"near-duplicate index: {'off' if args.no_near_dup else 'on (threshold 0.8)'}; "
+          f"batch size {results[0]['batch_size']}")
     return results
 
 

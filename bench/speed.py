@@ -181,7 +181,8 @@ def plain_steps(input_path: Path, config) -> float:
     models = config.model_names()
     start = time.perf_counter()
     items = ingest.iter_items(input_path, config.ingest_options())
-    for seq, raw in enumerate(ingest.batched(items, config.batch_size, None)):
+    for seq, raw in enumerate(ingest.batched(items, config.batch_size, None,
+                                                             config.batch_chars)):
         batch = process_batch(Batch(seq=seq, docs=[d for d in raw if hasattr(d, "raw_text")]),
                               models)
         dedup.sign_documents(batch.docs)
@@ -256,7 +257,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--small", action="store_true",
                         help="40 documents, naive vs flow-onnx, SST-2 on 100 rows (CI)")
     parser.add_argument("--arm", action="append", choices=ARMS, help="arms to run (repeatable)")
-    parser.add_argument("--batch-size", type=int, default=64, help="documents per flow batch")
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="most documents per flow batch (the flow default)")
     parser.add_argument("--threads", type=int, default=None, help="torch / ORT threads")
     parser.add_argument("--no-plain", action="store_true",
                         help="skip the plain-steps rerun that measures Prefect's share")

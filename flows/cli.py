@@ -72,7 +72,9 @@ def run(
     sentiment_model: Annotated[str, typer.Option(
         help="Sentiment model: 'minilm-lora' (built-in fine-tuned MiniLM) or 'minilm-head' "
              "(built-in head on frozen embeddings).")] = "minilm-lora",
-    batch_size: Annotated[int, typer.Option(help="Documents per batch task.")] = 64,
+    batch_size: Annotated[int, typer.Option(help="Most documents per batch task.")] = 256,
+    batch_chars: Annotated[int, typer.Option(
+        help="Also close a batch at this many characters of raw text (0: no limit).")] = 250_000,
     limit: Annotated[int | None, typer.Option(help="Stop after N input documents.")] = None,
     text_field: Annotated[str, typer.Option(help="JSONL field holding the text.")] = "text",
     text_column: Annotated[str, typer.Option(help="CSV/TSV/Parquet column holding the "
@@ -146,7 +148,8 @@ def run(
     try:
         config = DigestConfig(
             input=input, output=output, summarizer=summarizer, sentiment_model=sentiment_model,
-            batch_size=batch_size, limit=limit, text_field=text_field, text_column=text_column,
+            batch_size=batch_size, batch_chars=batch_chars or None, limit=limit,
+            text_field=text_field, text_column=text_column,
             id_field=id_field, shard_rows=shard_rows, max_reject_ratio=max_reject_ratio,
             show_progress=progress and sys.stderr.isatty(),
             near_dup_threshold=near_dup_threshold or None, task_runner=task_runner,

@@ -20,7 +20,11 @@ class DigestConfig(BaseModel):
     output: Path = Field(Path("data"), description="The dataset folder to write.")
     summarizer: str = Field("extractive", description="Summariser name.")
     sentiment_model: str = Field("minilm-lora", description="Sentiment model name.")
-    batch_size: int = Field(64, ge=1, le=100_000, description="Documents per batch task.")
+    batch_size: int = Field(256, ge=1, le=100_000, description="Most documents per batch task.")
+    batch_chars: int | None = Field(
+        250_000, ge=1,
+        description="Also close a batch once its documents hold this many characters of raw "
+                    "text (a few dozen articles, or hundreds of short texts); None: no limit.")
     limit: int | None = Field(None, ge=1, description="Stop after this many input documents.")
     text_field: str = Field("text", min_length=1, description="JSONL field holding the text.")
     text_column: str = Field("text", min_length=1,

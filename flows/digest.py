@@ -191,8 +191,9 @@ def digest(config: DigestConfig) -> dict[str, Any]:
     flow_run_id = str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None
     models = config.model_names()
     output = config.output
-    logger.info("run %s: %s -> %s (summarizer=%s, sentiment=%s, batch_size=%d)", run_id,
-                config.input, output, models.summarizer, models.sentiment, config.batch_size)
+    logger.info("run %s: %s -> %s (summarizer=%s, sentiment=%s, batch_size=%d, batch_chars=%s)",
+                run_id, config.input, output, models.summarizer, models.sentiment,
+                config.batch_size, config.batch_chars)
 
     if config.torch_threads:
         import torch
@@ -248,7 +249,8 @@ def digest(config: DigestConfig) -> dict[str, Any]:
             pending: deque[Any] = deque()
             items = ingest.iter_items(config.input, opts)
             t_read = time.perf_counter()
-            for seq, raw in enumerate(ingest.batched(items, config.batch_size, config.limit)):
+            for seq, raw in enumerate(ingest.batched(items, config.batch_size, config.limit,
+                                                             config.batch_chars)):
                 batch = intake.batch(seq, raw)
                 timings["ingest"] += time.perf_counter() - t_read
                 cleaned = clean_task.submit(batch, config.non_english)

@@ -373,16 +373,24 @@ def iter_items(input_path: Path, opts: IngestOptions | None = None) -> Iterator[
         yield from read_file(path, root, opts)
 
 
-def batched(items: Iterable[Item], size: int, limit: int | None = None) -> Iterator[list[Item]]:
-    """Group items into lists of at most `size`; stop after `limit` items when given."""
+def batched(items: Iterable[Item], size: int, limit: int | None = None,
+            max_chars: int | None = None) -> Iterator[list[Item]]:
+    """Group items into lists of at most `size`, closing a list early once its documents hold
+    `max_chars` characters of raw text; stop after `limit` items when given.
+
+    The character budget keeps each batch task to about the same work whatever the document
+    length: hundreds of headlines, or a few dozen articles.
+    """
     if size < 1:
         raise ValueError("batch size must be at least 1")
     batch: list[Item] = []
+    chars = 0
     for n, item in enumerate(items, start=1):
         batch.append(item)
-        if len(batch) >= size:
+        chars += len(getattr(item, "raw_text", "") or "")
+        if len(batch) >= size or (max_chars is not None and chars >= max_chars):
             yield batch
-            batch = []
+            batch, chars = [], 0
         if limit is not None and n >= limit:
             break
     if batch:

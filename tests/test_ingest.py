@@ -173,6 +173,13 @@ def test_batches_are_bounded_and_limit_stops(tmp_path):
     assert sizes == [10, 10, 5]
     assert sum(len(b) for b in batched(iter_items(path), 10, limit=12)) == 12
     assert count_items(path) == 25
+    # a character budget closes a batch early: long texts travel in smaller batches
+    mixed = tmp_path / "mixed.jsonl"
+    texts = ["x " * 500] * 4 + ["Short one."] * 6
+    mixed.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    sizes = [len(b) for b in batched(iter_items(mixed), 10, max_chars=2000)]
+    assert sizes == [2, 2, 6]
+    assert sum(sizes) == 10
 
 
 def test_iter_items_is_lazy(tmp_path):
