@@ -209,6 +209,8 @@ def digest(config: DigestConfig) -> dict[str, Any]:
     intake = _Intake(existing_doc_ids(output), existing_reject_keys(output))
     near = (None if config.near_dup_threshold is None
             else dedup.load_index(output, config.near_dup_threshold, intake.done_ids))
+    if near is not None:  # this run's signatures stream to disk, not memory
+        near.open_run(output, run_id)
     opts = config.ingest_options()
     total = ingest.count_items(config.input, opts)
     if config.limit is not None:
@@ -269,6 +271,8 @@ def digest(config: DigestConfig) -> dict[str, Any]:
             near.save(output, run_id)
     except BaseException as exc:
         writer.abort()
+        if near is not None:
+            near.abort()
         status, error = "failed", redact(f"{type(exc).__name__}: {exc}")
         shards = {"documents": writer.documents.shards, "rejects": writer.rejects.shards}
         raise

@@ -18,7 +18,7 @@ rerun leave the same index, each doc_id once.
 
 from __future__ import annotations
 
-import io
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from datasketch import MinHash, MinHashLSH
 
 from tasks.record import DOCUMENT_SCHEMA, Document
-from tasks.write import DOCUMENTS_DIR, atomic_write_bytes
+from tasks.write import DOCUMENTS_DIR, fsync_dir
 
 NUM_PERM = 128
 SHINGLE_WORDS = 5
@@ -110,7 +110,7 @@ class _BandIndex:
 
     The same buckets as `datasketch.MinHashLSH` with the same (bands, rows) (two signatures
     share a bucket when one band's values are all equal), stored as one uint64 key per band
-    and row (~220 bytes per document with the sorted copies, against ~4.8 KB in MinHashLSH's
+    and row (~170 bytes per document with the sorted copies, against ~4.8 KB in MinHashLSH's
     Python sets), so the index of 100,000 documents fits in a few tens of MB.
     """
 
@@ -121,9 +121,9 @@ class _BandIndex:
         mix = np.random.default_rng(SEED).integers(1, 2**63, size=rows, dtype=np.uint64)
         self._mix = mix | np.uint64(1)  # odd multipliers: a band's values -> one 64-bit key
         self._keys = _Rows(bands, np.uint64)
-        self._rows = _Rows(1, np.int64)  # which signature row each entry points to
+        self._rows = _Rows(1, np.int32)  # which signature row each entry points to
         self._sorted_keys = np.zeros((bands, 0), dtype=np.uint64)
-        self._sorted_pos = np.zeros((bands, 0), dtype=np.int64)
+        self._sorted_pos = np.zeros((bands, 0), dtype=np.int32)
 
     def keys(self, sig: np.ndarray) -> np.ndarray:
         values = sig[: self.bands * self.rows].reshape(self.bands, self.rows).astype(np.uint64)
@@ -136,8 +136,9 @@ class _BandIndex:
         self._rows.append(np.array([row]))
         if self._keys.n - self._sorted_keys.shape[1] > self.TAIL:
             keys = self._keys.array.T
-            self._sorted_pos = np.argsort(keys, axis=1, kind="stable")
-            self._sorted_keys = np.take_along_axis(keys, self._sorted_pos, axis=1)
+            order = np.argsort(keys, axis=1, kind="stable")
+            self._sorted_keys = np.take_along_axis(keys, order, axis=1)
+            self._sorted_pos = order.astype(np.int32)
 
     def query(self, sig: np.ndarray) -> np.ndarray:
         """Signature rows sharing at least one band bucket with `sig`."""
@@ -159,16 +160,23 @@ class _BandIndex:
 class NearDupIndex:
     """Signatures of every document seen so far (originals bucketed for lookup), compactly.
 
-    Memory is what a dataset of any size pays per document, so it is kept to arrays: a
-    signature row (512 bytes), its band keys, and the doc_id string.
+    Memory is what a dataset of any size pays per document, so it is kept to arrays: the low
+    16 bits of each signature value (256 bytes; two different 32-bit values agree there with
+    probability 1/65,536, so the estimate is the 32-bit one to within ~0.0001), its band
+    keys (built from the full values), and the doc_id string. The full signatures of this
+    run's documents are not kept: they stream to a hidden Parquet file in `index/` (see
+    `open_run`), which `save` seals under its final name.
     """
 
     threshold: float
     flagged: int = 0
     _ids: list[str] = field(default_factory=list, init=False, repr=False)
-    _dups: list[str | None] = field(default_factory=list, init=False, repr=False)
     _row_of: dict[str, int] = field(default_factory=dict, init=False, repr=False)
-    _new: list[int] = field(default_factory=list, init=False, repr=False)
+    _pending: list[tuple[str, str | None, np.ndarray]] = field(
+        default_factory=list, init=False, repr=False)
+    _sink: _IndexSink | None = field(default=None, init=False, repr=False)
+
+    FLUSH_ROWS = 1024  # entries buffered before they are appended to the run's index file
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -177,7 +185,7 @@ class NearDupIndex:
         # at this threshold; the buckets themselves live in `_BandIndex`.
         params = MinHashLSH(threshold=self.threshold, num_perm=NUM_PERM)
         self._bands = _BandIndex(params.b, params.r)
-        self._sigs = _Rows(NUM_PERM, np.uint32)
+        self._sigs = _Rows(NUM_PERM, np.uint16)
 
     def __contains__(self, doc_id: str) -> bool:
         return doc_id in self._row_of
@@ -195,7 +203,8 @@ class NearDupIndex:
         rows = self._bands.query(sig)
         if not len(rows):
             return None
-        scores = (self._sigs.array[rows] == sig).sum(axis=1) / NUM_PERM
+        low = sig.astype(np.uint16)  # the low 16 bits, as stored
+        scores = (self._sigs.array[rows] == low).sum(axis=1) / NUM_PERM
         best: tuple[float, str] | None = None
         for row, score in zip(rows.tolist(), scores.tolist(), strict=True):
             key = self._ids[row]
@@ -210,14 +219,15 @@ class NearDupIndex:
         """Index `doc_id` (originals only go into the buckets); `record` marks it for saving."""
         if doc_id in self._row_of:
             return
-        row = self._sigs.append(sig)
+        row = self._sigs.append(sig.astype(np.uint16))
         self._row_of[doc_id] = row
         self._ids.append(doc_id)
-        self._dups.append(duplicate_of)
         if duplicate_of is None and not _no_words(sig):
             self._bands.insert(sig, row)
         if record:
-            self._new.append(row)
+            self._pending.append((doc_id, duplicate_of, sig))
+            if self._sink is not None and len(self._pending) >= self.FLUSH_ROWS:
+                self._flush()
 
     def assign(self, docs: Iterable[Document]) -> None:
         """Set `duplicate_of` on each document, in order, and index it.
@@ -232,24 +242,70 @@ class NearDupIndex:
             self.flagged += doc.duplicate_of is not None
             self.add(doc.doc_id, sig, doc.duplicate_of)
 
+    def open_run(self, output: Path, run_id: str) -> None:
+        """Start this run's index file (hidden until `save`); recorded entries go there."""
+        if self._sink is None:
+            self._sink = _IndexSink(Path(output) / INDEX_DIR / f"{INDEX_PREFIX}{run_id}.parquet")
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._pending and self._sink is not None:
+            self._sink.write(self._pending)
+            self._pending = []
+
     def save(self, output: Path, run_id: str) -> Path | None:
-        """Write this run's entries as one index file (atomic); nothing when there are none."""
-        if not self._new:
+        """Seal this run's entries as one index file (atomic); nothing when there are none."""
+        self.open_run(output, run_id)
+        assert self._sink is not None
+        sink, self._sink = self._sink, None
+        return sink.seal()
+
+    def abort(self) -> None:
+        """Drop this run's unsealed index file: its entries may name rows never written."""
+        if self._sink is not None:
+            self._sink.abort()
+            self._sink = None
+        self._pending = []
+
+
+class _IndexSink:
+    """One run's index entries, appended to a hidden Parquet file and renamed when sealed."""
+
+    def __init__(self, final: Path):
+        self.final = final
+        self.tmp = final.with_name(f".{final.name}.tmp")
+        self.rows = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, entries: list[tuple[str, str | None, np.ndarray]]) -> None:
+        if self._writer is None:
+            self.tmp.parent.mkdir(parents=True, exist_ok=True)
+            # Random hash values: a dictionary never pays, and building one costs memory.
+            self._writer = pq.ParquetWriter(self.tmp, INDEX_SCHEMA, compression="zstd",
+                                            use_dictionary=False, write_statistics=False)
+        ids, dups, sigs = zip(*entries, strict=True)
+        flat = pa.array(np.stack(sigs).astype(np.uint32).reshape(-1), type=pa.uint32())
+        self._writer.write_table(pa.Table.from_arrays(
+            [pa.array(ids, type=pa.string()), pa.array(dups, type=pa.string()),
+             pa.FixedSizeListArray.from_arrays(flat, NUM_PERM)], schema=INDEX_SCHEMA))
+        self.rows += len(entries)
+
+    def seal(self) -> Path | None:
+        if self._writer is None:
             return None
-        rows = np.asarray(self._new, dtype=np.int64)
-        flat = pa.array(self._sigs.array[rows].reshape(-1), type=pa.uint32())
-        table = pa.Table.from_arrays(
-            [pa.array([self._ids[r] for r in rows.tolist()], type=pa.string()),
-             pa.array([self._dups[r] for r in rows.tolist()], type=pa.string()),
-             pa.FixedSizeListArray.from_arrays(flat, NUM_PERM)],
-            schema=INDEX_SCHEMA,
-        )
-        buf = io.BytesIO()
-        pq.write_table(table, buf, compression="zstd")
-        path = Path(output) / INDEX_DIR / f"{INDEX_PREFIX}{run_id}.parquet"
-        atomic_write_bytes(path, buf.getvalue())
-        self._new = []
-        return path
+        self._writer.close()
+        self._writer = None
+        with self.tmp.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self.tmp, self.final)
+        fsync_dir(self.final.parent)
+        return self.final
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self.tmp.unlink(missing_ok=True)
 
 
 def index_files(output: Path) -> list[Path]:

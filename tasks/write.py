@@ -31,7 +31,7 @@ RUNS_DIR = "runs"
 COMPRESSION = "zstd"
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -55,7 +55,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -114,7 +114,7 @@ class ShardWriter:
         with self._tmp.open("rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(self._tmp, self._final)
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder)
         self.shards.append(ShardInfo(self._final.relative_to(self.folder.parent).as_posix(),
                                      self._rows, self._final.stat().st_size))
         self._writer = self._tmp = self._final = None

@@ -59,6 +59,40 @@ def test_index_flags_the_most_similar_original_and_indexes_originals_only(arts):
         dedup.NearDupIndex(0.0)
 
 
+def test_run_index_streams_to_a_hidden_file_that_save_seals_and_abort_removes(tmp_path, arts):
+    def docs(prefix: str) -> list[Document]:
+        texts = [a["text"] for a in arts] + [light_edit(arts[0]["text"], 2)]
+        return [Document(doc_id=f"{prefix}{i}", source="s", raw_text=t, text=t)
+                for i, t in enumerate(texts)]
+
+    index = dedup.NearDupIndex(0.8)
+    index.FLUSH_ROWS = 2  # entries reach the file while the run goes on, not only at save
+    index.open_run(tmp_path, "r1")
+    first = docs("a")
+    index.assign(first)
+    hidden = tmp_path / "index" / ".minhash-r1.parquet.tmp"
+    assert hidden.stat().st_size > 0 and dedup.index_files(tmp_path) == []
+    path = index.save(tmp_path, "r1")
+    assert not hidden.exists() and dedup.index_files(tmp_path) == [path]
+    table = pq.read_table(path)
+    assert table.column("doc_id").to_pylist() == [d.doc_id for d in first]
+    assert table.column("duplicate_of").to_pylist() == [None, None, None, "a0"]
+    # the file keeps the full 32-bit values (memory keeps 16 of them)
+    assert table.column("signature").to_pylist()[3] == dedup.signature(first[3].text).tolist()
+    loaded = dedup.load_index(tmp_path, 0.8, {d.doc_id for d in first})
+    assert sorted(loaded.originals) == ["a0", "a1", "a2"]
+    assert loaded.match("z", dedup.signature(light_edit(arts[1]["text"], 1))) == "a1"
+
+    failed = dedup.NearDupIndex(0.8)
+    failed.FLUSH_ROWS = 1
+    failed.open_run(tmp_path, "r2")
+    failed.assign(docs("b"))
+    assert (tmp_path / "index" / ".minhash-r2.parquet.tmp").exists()
+    failed.abort()  # a failed run: its entries may name rows that were never written
+    assert sorted(p.name for p in (tmp_path / "index").iterdir()) == [path.name]
+    assert dedup.NearDupIndex(0.8).save(tmp_path, "r3") is None  # nothing recorded
+
+
 def _docs(out) -> dict[str, str | None]:
     table = pq.read_table(out / "documents", columns=["doc_id", "duplicate_of"])
     ids = table.column("doc_id").to_pylist()
