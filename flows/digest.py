@@ -34,6 +34,7 @@ from flows.artifacts import publish_run
 from flows.config import DigestConfig
 from flows.runners import digest_for, runs_elsewhere
 from tasks import dedup, ingest
+from tasks.malloc import pin_mmap_threshold
 from tasks.models import ModelError, package_version
 from tasks.record import Document, Reject, documents_to_table, rejects_to_table
 from tasks.secrets import install_redaction, redact
@@ -189,6 +190,7 @@ def digest(config: DigestConfig) -> dict[str, Any]:
         logger.info("running on the %r task runner in a subflow", config.task_runner)
         return digest_for(config)(config)
     flow_run_id = str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None
+    pin_mmap_threshold()  # memory stays flat over long runs (see tasks.malloc)
     models = config.model_names()
     output = config.output
     logger.info("run %s: %s -> %s (summarizer=%s, sentiment=%s, batch_size=%d, batch_chars=%s)",
