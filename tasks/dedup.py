@@ -9,8 +9,9 @@ documents whose estimated Jaccard similarity reaches the threshold the most simi
 (ties: the smallest doc_id). The answer depends only on which documents are indexed, not on
 the order they were loaded in, the task runner or the batch size.
 
-Earlier runs: each run writes the signatures of the documents it wrote to
-`<output>/index/minhash-<run_id>.parquet` (atomically, after its shards are sealed). The
+Earlier runs: each run appends the signatures of the documents it writes to a hidden
+`<output>/index/.minhash-<run_id>.parquet.tmp` as it goes, and renames it to
+`minhash-<run_id>.parquet` after its shards are sealed (a failed run deletes it). The
 index is a cache: a document in the output with no signature (a killed run, or dedup was
 off) is signed again from its stored `text` when the index is loaded, so a SIGKILL and a
 rerun leave the same index, each doc_id once.
