@@ -19,7 +19,6 @@ rerun leave the same index, each doc_id once.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ import pyarrow.parquet as pq
 from datasketch import MinHash, MinHashLSH
 
 from tasks.record import DOCUMENT_SCHEMA, Document
-from tasks.write import DOCUMENTS_DIR, fsync_dir
+from tasks.write import DOCUMENTS_DIR, publish_temporary
 
 NUM_PERM = 128
 SHINGLE_WORDS = 5
@@ -275,7 +274,6 @@ class _IndexSink:
     def __init__(self, final: Path):
         self.final = final
         self.tmp = final.with_name(f".{final.name}.tmp")
-        self.rows = 0
         self._writer: pq.ParquetWriter | None = None
 
     def write(self, entries: list[tuple[str, str | None, np.ndarray]]) -> None:
@@ -289,17 +287,13 @@ class _IndexSink:
         self._writer.write_table(pa.Table.from_arrays(
             [pa.array(ids, type=pa.string()), pa.array(dups, type=pa.string()),
              pa.FixedSizeListArray.from_arrays(flat, NUM_PERM)], schema=INDEX_SCHEMA))
-        self.rows += len(entries)
 
     def seal(self) -> Path | None:
         if self._writer is None:
             return None
         self._writer.close()
         self._writer = None
-        with self.tmp.open("rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self.tmp, self.final)
-        fsync_dir(self.final.parent)
+        publish_temporary(self.tmp, self.final)
         return self.final
 
     def abort(self) -> None:

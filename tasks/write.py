@@ -31,7 +31,7 @@ RUNS_DIR = "runs"
 COMPRESSION = "zstd"
 
 
-def fsync_dir(folder: Path) -> None:
+def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -55,7 +55,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    _fsync_dir(path.parent)
+
+
+def publish_temporary(tmp: Path, final: Path) -> None:
+    """Make a fully written temporary file visible under its final name (fsync, rename)."""
+    with tmp.open("rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -111,10 +119,7 @@ class ShardWriter:
     def _seal(self) -> None:
         assert self._writer is not None and self._tmp is not None and self._final is not None
         self._writer.close()
-        with self._tmp.open("rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self._tmp, self._final)
-        fsync_dir(self.folder)
+        publish_temporary(self._tmp, self._final)
         self.shards.append(ShardInfo(self._final.relative_to(self.folder.parent).as_posix(),
                                      self._rows, self._final.stat().st_size))
         self._writer = self._tmp = self._final = None
