@@ -43,6 +43,8 @@ def _quiet_env() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS", "false")
+    # Prefect's 20 s for the temporary API to start is short on a busy 2-core machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     from tasks.secrets import install_redaction
 
     install_redaction()  # HF_TOKEN and co. never reach a log line
@@ -81,6 +83,14 @@ def run(
                                                   "text.")] = "text",
     id_field: Annotated[str, typer.Option(help="Field or column holding a document id "
                                                "(else the text's hash is the id).")] = "id",
+    title_field: Annotated[str, typer.Option(help="JSONL field or CSV/TSV/Parquet column "
+                                                  "holding the title.")] = "title",
+    title_line: Annotated[bool, typer.Option(
+        help=".txt files: take a first line that reads as a headline as the title "
+             "(--no-title-line: keep it in the body).")] = True,
+    max_model_chars: Annotated[int, typer.Option(
+        help="The models read at most this many characters of one document; the text "
+             "column keeps all of it (0: no cap).")] = 100_000,
     shard_rows: Annotated[int, typer.Option(help="Most rows per Parquet shard.")] = 10_000,
     max_reject_ratio: Annotated[float | None, typer.Option(
         help="Fail (exit 1) when more than this share of the documents is rejected, "
@@ -143,6 +153,7 @@ def run(
     OUTPUT are skipped, so a repeated run adds only what is new.
     """
     _quiet_env()
+    _task_run_lines(verbose)  # before Prefect is imported: it reads the override at import
     from flows.config import DigestConfig
 
     try:
@@ -150,7 +161,9 @@ def run(
             input=input, output=output, summarizer=summarizer, sentiment_model=sentiment_model,
             batch_size=batch_size, batch_chars=batch_chars or None, limit=limit,
             text_field=text_field, text_column=text_column,
-            id_field=id_field, shard_rows=shard_rows, max_reject_ratio=max_reject_ratio,
+            id_field=id_field, title_field=title_field, title_line=title_line,
+            max_model_chars=max_model_chars or None, shard_rows=shard_rows,
+            max_reject_ratio=max_reject_ratio,
             show_progress=progress and sys.stderr.isatty(),
             near_dup_threshold=near_dup_threshold or None, task_runner=task_runner,
             dask_address=dask_address, dask_workers=dask_workers,
@@ -193,8 +206,6 @@ def run(
 
     from flows.runners import digest_for
 
-    if not verbose:
-        logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
     _no_traceback_for_check_errors()
     # With no server configured each run starts a temporary API; heartbeats (for crash
     # detection by a server's services) only cost a second per run there.
@@ -207,6 +218,15 @@ def run(
     except Exception as exc:  # noqa: BLE001 - one line for the user; Prefect logged the rest
         raise _fail(f"run failed: {type(exc).__name__}: {exc}") from None
     _print_summary(summary)
+
+
+def _task_run_lines(verbose: bool) -> None:
+    """Per-task log lines only with --verbose. Prefect re-reads its logging config (and this
+    environment override of it) whenever it sets logging up again, so a level set on the
+    logger alone would not last."""
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
+        logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
 
 
 def _no_traceback_for_check_errors() -> None:
@@ -484,12 +504,19 @@ def serve(
 ) -> None:
     """Run the scheduled digest from this process: no worker or work pool needed.
 
-    Registers deployment digest/NAME with the Prefect API (PREFECT_API_URL) on the cron and
-    parameters of prefect.yaml, then runs its flow runs one at a time until Ctrl-C.
+    Needs a Prefect server (`prefect server start`, PREFECT_API_URL). Registers deployment
+    digest/NAME with it on the cron and parameters of prefect.yaml, then runs its flow runs
+    one at a time until Ctrl-C.
     """
     _quiet_env()
     from flows.config import DigestConfig
-    from flows.schedule import ScheduleError, find_prefect_yaml, read_spec, serve_digest
+    from flows.schedule import (
+        ScheduleError,
+        find_prefect_yaml,
+        read_spec,
+        require_server,
+        serve_digest,
+    )
 
     try:
         spec = read_spec(prefect_yaml or find_prefect_yaml())
@@ -497,12 +524,13 @@ def serve(
                                      "task_runner": task_runner,
                                      "dask_address": dask_address}.items() if v is not None}
         config = DigestConfig.model_validate({**spec.config.model_dump(), **updates})
+        api_url = require_server()  # the temporary API of a server-less run schedules nothing
     except ScheduleError as exc:
         raise _fail(str(exc), 2) from None
     except ValidationError as exc:
         raise _fail(f"bad option: {exc.errors()[0]['msg']}", 2) from None
-    out.print(f"serving digest/{name} on cron {cron or spec.cron!r}: {config.input} -> "
-              f"{config.output}", highlight=False)
+    out.print(f"serving digest/{name} on cron {cron or spec.cron!r} at {api_url}: "
+              f"{config.input} -> {config.output}", highlight=False)
     serve_digest(config, name=name, cron=cron or spec.cron)
 
 

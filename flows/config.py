@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tasks.clean import MAX_MODEL_CHARS
 from tasks.ingest import IngestOptions
 from tasks.steps import ModelNames
 
@@ -30,7 +31,15 @@ class DigestConfig(BaseModel):
     text_column: str = Field("text", min_length=1,
                              description="CSV/TSV/Parquet column holding the text.")
     id_field: str = Field("id", min_length=1, description="Field or column holding an id.")
-    title_field: str = Field("title", min_length=1, description="Field or column with a title.")
+    title_field: str = Field("title", min_length=1,
+                             description="JSONL field or CSV/TSV/Parquet column with a title.")
+    title_line: bool = Field(
+        True, description=".txt files: a first line that reads as a headline (short, no "
+                          "closing punctuation, then a blank line or a sentence) is the title.")
+    max_model_chars: int | None = Field(
+        MAX_MODEL_CHARS, ge=1_000,
+        description="The models read at most this many characters of one document (the text "
+                    "column keeps all; a meta note says when it applies); None: no cap.")
     shard_rows: int = Field(10_000, ge=1, description="Most rows in one Parquet shard.")
     max_in_flight: int = Field(2, ge=1, le=64,
                                description="Batches processed ahead of the writer.")
@@ -116,7 +125,8 @@ class DigestConfig(BaseModel):
 
     def ingest_options(self) -> IngestOptions:
         return IngestOptions(text_field=self.text_field, text_column=self.text_column,
-                             id_field=self.id_field, title_field=self.title_field)
+                             id_field=self.id_field, title_field=self.title_field,
+                             title_line=self.title_line)
 
     @model_validator(mode="after")
     def _dtype_needs_a_hf_model(self) -> DigestConfig:

@@ -70,7 +70,7 @@ def _load_may_recover(task: Any, task_run: Any, state: Any) -> bool:
 
 @task(name="load-models", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3,
       retry_condition_fn=_load_may_recover)
-def load_models(models: ModelNames) -> dict[str, Any]:
+def load_models(models: ModelNames, max_model_chars: int | None = None) -> dict[str, Any]:
     """Load every model once in this process (retried: loading can fail transiently)."""
     summarizer = models.load_summarizer()
     sentiment = models.load_sentiment()
@@ -87,14 +87,16 @@ def load_models(models: ModelNames) -> dict[str, Any]:
         "summarizer": summarizer.provenance(),
         "sentiment_model": sentiment.provenance(),
         "cleaner": json.dumps({"ftfy": package_version("ftfy"),
-                               "pysbd": package_version("pysbd")}),
+                               "pysbd": package_version("pysbd"),
+                               "max_model_chars": max_model_chars}),
     }
 
 
 @task(name="clean", cache_policy=NO_CACHE)
-def clean_task(batch: Batch, non_english: str = "keep") -> Batch:
+def clean_task(batch: Batch, non_english: str = "keep",
+               max_model_chars: int | None = None) -> Batch:
     """Clean, then detect the language (reject non-English when configured)."""
-    return language_batch(clean_batch(batch), non_english)
+    return language_batch(clean_batch(batch, max_model_chars), non_english)
 
 
 @task(name="embed", cache_policy=NO_CACHE)
@@ -202,7 +204,7 @@ def digest(config: DigestConfig) -> dict[str, Any]:
 
         torch.set_num_threads(config.torch_threads)  # process-wide, as torch defines it
     t0 = time.perf_counter()
-    provenance = load_models(models)
+    provenance = load_models(models, config.max_model_chars)
     load_s = time.perf_counter() - t0
 
     removed = remove_stale_temporaries(output)
@@ -257,7 +259,7 @@ def digest(config: DigestConfig) -> dict[str, Any]:
                                                              config.batch_chars)):
                 batch = intake.batch(seq, raw)
                 timings["ingest"] += time.perf_counter() - t_read
-                cleaned = clean_task.submit(batch, config.non_english)
+                cleaned = clean_task.submit(batch, config.non_english, config.max_model_chars)
                 if near is not None:
                     cleaned = minhash_task.submit(cleaned)
                 embedded = embed_task.submit(cleaned, models)

@@ -2,7 +2,9 @@
 
 `prefect deploy` registers the deployment for a work pool and its workers; `textdigest serve`
 runs the same schedule with no worker or work pool (Prefect's `flow.serve`). Both take the
-cron and the default parameters from the one `digest` entry in prefect.yaml.
+cron and the default parameters from the one `digest` entry in prefect.yaml, and both need a
+Prefect server (PREFECT_API_URL): the temporary API Prefect starts without one schedules
+nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from flows.config import DigestConfig
 
 DEPLOYMENT = "digest"
 PREFECT_YAML = "prefect.yaml"
+LOCAL_API = "http://127.0.0.1:4200/api"  # what `prefect server start` serves by default
+NO_SERVER = (f"textdigest serve needs a Prefect server: start one with `prefect server start` "
+             f"and set PREFECT_API_URL={LOCAL_API} (or `prefect config set "
+             f"PREFECT_API_URL={LOCAL_API}`)")
 
 
 class ScheduleError(ValueError):
@@ -62,10 +68,38 @@ def read_spec(path: Path, name: str = DEPLOYMENT) -> DeploymentSpec:
     return DeploymentSpec(name=name, cron=crons[0], config=config)
 
 
+def require_server() -> str:
+    """The configured Prefect API URL (environment, .env or the active profile, as Prefect
+    reads it). Without one Prefect would serve against a temporary in-process API that runs no
+    scheduler, so the schedule would never fire: ScheduleError instead."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url or not url.strip():
+        raise ScheduleError(NO_SERVER)
+    return url
+
+
 def serve_digest(config: DigestConfig, name: str, cron: str) -> None:
     """Register `name` (cron, `config` as its default parameters) and run its flow runs here
     until interrupted; one run at a time, as a work pool's concurrency limit of 1 would."""
     from flows.digest import digest
 
+    _resolve_annotations(digest.fn)
     digest.serve(name=name, cron=cron, limit=1,
                  parameters={"config": config.model_dump(mode="json")})
+
+
+def _resolve_annotations(fn: Any) -> None:
+    """Turn the string annotations of `fn` (`from __future__ import annotations`) into the
+    types they name, in place.
+
+    `flow.serve` runs each flow run in a spawned process from a cloudpickled copy of the flow.
+    cloudpickle copies the flow's function by value (its module attribute is the Flow, not the
+    function), keeping only the globals its code uses; the string "DigestConfig" then names
+    nothing there, and Prefect's parameter validation fails every run ("`DigestModel` is not
+    fully defined"). Resolved here, the annotations travel as classes (pickled by reference).
+    """
+    import typing
+
+    fn.__annotations__ = typing.get_type_hints(fn)

@@ -492,6 +492,9 @@ def _segmenter() -> pysbd.Segmenter:
 # sentence end (a lower-case word, then . ! or ?, a space and a capital), else at a space.
 # A sentence still longer than `MAX_SENTENCE_CHARS` (no punctuation at all) is cut at spaces:
 # the models read ~256 tokens of a sentence, about 1,000 characters of English.
+# The most characters of one document the models read (sentences past it are not split,
+# embedded or scored; `text` keeps them): chosen by `python -m bench.extreme_lengths`.
+MAX_MODEL_CHARS = 100_000
 _PARAGRAPH_CAP = 8000
 _PIECE_CHARS = 4000
 MAX_SENTENCE_CHARS = 1000
@@ -598,22 +601,59 @@ def _meta_date(meta: dict[str, Any]) -> dt.date | None:
     return None
 
 
-def clean_document(doc: Document) -> Document:
+def without_leading_title(text: str, title: str) -> str:
+    """`text` less a copy of `title` at its start (inputs that repeat the headline in the
+    body), so the headline never reaches the sentences, the summary or the models twice."""
+    words = title.split()
+    if not words:
+        return text
+    pattern = r"\s*" + r"\s+".join(re.escape(w) for w in words) + r"(?:\s*[.:|–—-])?\s+"
+    m = re.match(pattern, text, flags=re.IGNORECASE)
+    if m is None or not text[m.end():].strip():
+        return text
+    return text[m.end():]
+
+
+def model_read_limit(text: str, max_chars: int | None) -> str:
+    """The part of `text` the models read: all of it, or its first `max_chars` characters
+    cut at the last sentence end (else space) in the second half of that span."""
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    window = text[: max_chars + 1]
+    ends = [m.end() for m in _LIKELY_END.finditer(window, max_chars // 2)]
+    cut = max(ends[-1] if ends else -1, window.rfind("\n\n", max_chars // 2))
+    if cut <= 0:
+        cut = window.rfind(" ", max_chars // 2) + 1 or max_chars
+    return text[:cut].rstrip()
+
+
+def _add_note(doc: Document, note: str) -> None:
+    # Its own key: an input field called `note` stays the input's.
+    old = doc.meta.get("textdigest_note")
+    doc.meta["textdigest_note"] = f"{old}; {note}" if old else note
+
+
+def clean_document(doc: Document, max_model_chars: int | None = None) -> Document:
     """Fill the clean-step fields of `doc` in place and return it.
 
     The header's own date wins over metadata: it was written with the story, while feed
-    metadata is often the crawl or export date.
+    metadata is often the crawl or export date. `doc.text` keeps the whole body; the
+    sentences (what the models read) stop at `max_model_chars`, noted in `meta`.
     """
     header = parse_header(clean_text(doc.raw_text))
     doc.text = header.body
     doc.published_date = header.published_date or _meta_date(doc.meta)
     doc.dateline = header.dateline
     doc.agency = header.agency
-    doc.sentences, cuts = split_sentences_counted(doc.text)
-    if cuts:  # said, not silent: the row's sentences are not all the author's
-        # Its own key: an input field called `note` stays the input's.
-        doc.meta["textdigest_note"] = (f"{cuts} cut(s) inside sentences longer than "
-                                       f"{MAX_SENTENCE_CHARS} characters")
     if doc.title is not None:
         doc.title = clean_text(doc.title)
+        doc.text = without_leading_title(doc.text, doc.title)
+    readable = model_read_limit(doc.text, max_model_chars)
+    doc.sentences, cuts = split_sentences_counted(readable)
+    if cuts:  # said, not silent: the row's sentences are not all the author's
+        _add_note(doc, f"{cuts} cut(s) inside sentences longer than {MAX_SENTENCE_CHARS} "
+                       "characters")
+    if len(readable) < len(doc.text):
+        _add_note(doc, f"models read the first {len(readable):,} of {len(doc.text):,} "
+                       f"characters (max_model_chars {max_model_chars:,})")
     return doc

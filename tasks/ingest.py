@@ -12,17 +12,19 @@ import errno
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow.parquet as pq
 
 from tasks.record import Document, Reject, excerpt
+from tasks.title_line import split_title_line
 
 TEXT_SUFFIXES = frozenset({".txt", ".text"})
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
@@ -43,6 +45,7 @@ class IngestOptions:
     text_column: str = "text"  # CSV, TSV, Parquet
     id_field: str = "id"
     title_field: str = "title"
+    title_line: bool = True  # .txt: a first line that reads as a headline is the title
     max_doc_bytes: int = 5_000_000  # a larger .txt file or record is rejected as too large
 
 
@@ -50,44 +53,174 @@ class IngestOptions:
 # Windows-1252 reading is by far the most likely one when it decodes at all.
 _LATIN_SINGLE_BYTE = frozenset({"cp1250", "cp1252", "latin_1", "iso8859_15", "iso8859_2",
                                 "cp1257", "mac_roman", "iso8859_9", "cp1254"})
+_UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")  # before UTF-16: FF FE starts both
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_HIGH_BYTES = bytes(range(0x80, 0x100))
+_HIGH_RUN = re.compile(rb"[\x80-\xff]{3}")
+_SNIFF_BYTES = 65536  # how much of a file the byte-pattern tests look at
 
 
 class UndecodableError(ValueError):
     """Bytes that are not text in any encoding we can tell (binary files)."""
 
 
-def decode_text(raw: bytes) -> tuple[str, str]:
-    """Text and the encoding used: UTF-8 (BOM or not), UTF-16 with a BOM, else detected.
+class DecodedText(NamedTuple):
+    text: str
+    encoding: str  # a Python codec name; "utf-8" also for UTF-8 with a BOM
+    confidence: float  # 0..1: 1.0 for UTF-8 and BOMs, else how clean the chosen reading is
 
-    Raises UndecodableError for binary content (NUL bytes, or no plausible encoding).
+
+def _utf16_without_bom(raw: bytes) -> DecodedText | None:
+    """UTF-16 text without a BOM, when the bytes clearly say so: at least 40% of the bytes
+    at one parity are NUL (the high byte of Latin characters), almost none at the other,
+    and the whole decodes cleanly to at least 95% printable characters."""
+    head = raw[:_SNIFF_BYTES]
+    if len(raw) % 2 or len(head) < 4:
+        return None
+    half = len(head) // 2
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    if odd >= 0.4 * half and even <= 0.1 * odd:
+        codec = "utf-16-le"
+    elif even >= 0.4 * half and odd <= 0.1 * even:
+        codec = "utf-16-be"
+    else:
+        return None
+    try:
+        text = raw.decode(codec)
+    except UnicodeDecodeError:
+        return None
+    sample = text[: _SNIFF_BYTES // 2]
+    printable = sum(c.isprintable() or c in "\t\n\r\f" for c in sample) / len(sample)
+    if printable < 0.95 or not any(c.isalpha() for c in sample):
+        return None
+    return DecodedText(text, codec, round(printable, 2))
+
+
+def _looks_western(raw: bytes) -> bool:
+    """Whether the non-ASCII bytes sit the way Western single-byte text has them.
+
+    In cp1252 text a high byte is an accented letter, a currency sign or typographic
+    punctuation inside a mostly-ASCII word ("caf\xe9", "\xa315.8m", "\x93record\x94") or a
+    one-byte word (the dash in "striker \x96 a", French "\xe0"). Multi-byte CJK encodings
+    (Shift-JIS, EUC-JP, GBK/GB18030, Big5, EUC-KR) and Cyrillic, Greek or Hebrew code pages
+    put them in runs: words, or whole space-less sentences, made mostly of high bytes that
+    cp1252 reads as accented letters. So: Western when under half of the high bytes lie in
+    "foreign" words (split on ASCII whitespace), words with a byte of at least 0xC0 (a letter
+    in cp1252; rules such as "\x97\x97\x97" or "\x85\x94" are punctuation) and either over two
+    thirds high bytes or three high bytes in a row (French "\xe9t\xe9" and Finnish
+    "H\xe4\xe4y\xf6" are neither; "Apple\x82\xcd\x90V..." is the second).
     """
-    if raw.startswith(_UTF16_BOMS):
+    high = in_foreign_words = 0
+    for word in raw[:_SNIFF_BYTES].split():
+        n = len(word) - len(word.translate(None, _HIGH_BYTES))
+        high += n
+        if n >= 2 and max(word) >= 0xC0 and (3 * n > 2 * len(word) or _HIGH_RUN.search(word)):
+            in_foreign_words += n
+    return 2 * in_foreign_words < high
+
+
+# The characters each CJK language's text is made of, beside CJK punctuation (U+3000-303F)
+# and fullwidth ASCII (U+FF01-FF5E): kana and kanji; hanzi; Hangul syllables.
+_CJK_NATIVE = {
+    "ja": ((0x3040, 0x30FF), (0x4E00, 0x9FFF)),
+    "zh": ((0x4E00, 0x9FFF),),
+    "ko": ((0xAC00, 0xD7A3),),
+}
+_CJK_CODECS = {
+    "ja": ("cp932", "shift_jis", "euc_j"),  # euc_jp, euc_jis_2004, euc_jisx0213
+    "zh": ("gb", "big5", "cp950", "hz"),
+    "ko": ("cp949", "euc_kr", "johab"),
+}
+
+
+def _cjk_language(encoding: str) -> str | None:
+    return next((lang for lang, prefixes in _CJK_CODECS.items()
+                 if encoding.startswith(prefixes)), None)
+
+
+def _native_share(text: str, lang: str) -> float:
+    """Share of the non-ASCII characters of `text` that belong to `lang`'s script. Wrong
+    CJK readings yield Hangul jamo, halfwidth katakana, rare supplementary ideographs, or
+    kana in a "Chinese" reading, which lower it."""
+    ranges = (*_CJK_NATIVE[lang], (0x3000, 0x303F), (0xFF01, 0xFF5E))
+    wide = [ord(c) for c in text[:_SNIFF_BYTES] if ord(c) >= 0x80]
+    if not wide:
+        return 0.0
+    return sum(any(lo <= c <= hi for lo, hi in ranges) for c in wide) / len(wide)
+
+
+def _detector_confidence(results: Any, encoding: str, text: str) -> float:
+    """charset_normalizer's confidence in one reading: 1 - chaos (as its chardet-style
+    `detect` reports it), from its own match for that code page, else measured on the text."""
+    for match in results:
+        if encoding in match.could_be_from_charset:
+            return round(1.0 - match.chaos, 2)
+    from charset_normalizer.md import mess_ratio
+
+    return round(1.0 - mess_ratio(text[:_SNIFF_BYTES], maximum_threshold=1.0), 2)
+
+
+def decode_text(raw: bytes) -> DecodedText:
+    """Text, encoding and confidence (see `DecodedText`). The order of the tests:
+
+    1. A BOM settles it: UTF-8, UTF-32, UTF-16 (confidence 1.0).
+    2. UTF-16 without a BOM, when NUL bytes at alternating positions say so (before the
+       binary test, which would take those NULs for binary).
+    3. Binary content (NUL or many control bytes) raises UndecodableError.
+    4. Valid UTF-8 is UTF-8 (confidence 1.0).
+    5. Legacy bytes: cp1252 when it decodes them and they look Western (`_looks_western`:
+       high bytes alone in mostly-ASCII words). Detectors read short Western texts as CJK
+       (a Latin-1 "\xa315.8m" as cp932 "\uff6315.8m"), so cp1252 wins unless its reading
+       puts the high bytes in runs that no Western text has.
+    6. Otherwise charset_normalizer's best guess (a Latin single-byte guess still reads as
+       cp1252 when that decodes); no guess at all is binary content. When it guesses a CJK
+       code page, the CJK readings it finds equally clean are ranked by `_native_share`
+       (it reads EUC-JP Japanese as cp949 "Korean" full of stray jamo at the same score).
+
+    The confidence of a legacy reading is the detector's 1 - chaos for that code page; it
+    says how clean the reading is, not how sure the choice between readings is.
+    """
+    if raw.startswith(b"\xef\xbb\xbf"):
         try:
-            return raw.decode("utf-16"), "utf-16"
-        except UnicodeDecodeError as exc:
-            raise UndecodableError(f"bad UTF-16: {exc}") from exc
-    if b"\x00" in raw[:8192]:  # before UTF-8: NUL and other controls are valid UTF-8
-        raise UndecodableError("NUL bytes: binary content")
+            return DecodedText(raw[3:].decode("utf-8"), "utf-8", 1.0)
+        except UnicodeDecodeError:
+            pass  # a stray BOM-like prefix: left to the tests below
+    for boms, codec in ((_UTF32_BOMS, "utf-32"), (_UTF16_BOMS, "utf-16")):
+        if raw.startswith(boms):
+            try:
+                return DecodedText(raw.decode(codec), codec, 1.0)
+            except UnicodeDecodeError as exc:
+                if codec == "utf-16":
+                    raise UndecodableError(f"bad UTF-16: {exc}") from exc
+    if (utf16 := _utf16_without_bom(raw)) is not None:
+        return utf16
     head = raw[:8192]
+    if b"\x00" in head:  # before UTF-8: NUL and other controls are valid UTF-8
+        raise UndecodableError("NUL bytes: binary content")
     if sum(b < 32 and b not in b"\t\n\r\f\x1b" for b in head) > 0.05 * len(head):
         raise UndecodableError("control bytes: binary content")
     try:
-        return raw.decode("utf-8-sig"), "utf-8"
+        return DecodedText(raw.decode("utf-8-sig"), "utf-8", 1.0)
     except UnicodeDecodeError:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(raw).best()
+    results = from_bytes(raw)
+    try:
+        western = raw.decode("cp1252")
+    except UnicodeDecodeError:
+        western = None
+    if western is not None and _looks_western(raw):
+        return DecodedText(western, "cp1252", _detector_confidence(results, "cp1252", western))
+    best = results.best()
     if best is None:
         raise UndecodableError("no text encoding fits: binary content")
-    encoding = best.encoding
-    if encoding in _LATIN_SINGLE_BYTE:
-        try:
-            return raw.decode("cp1252"), "cp1252"
-        except UnicodeDecodeError:
-            pass
-    return str(best), encoding
+    if best.encoding in _LATIN_SINGLE_BYTE and western is not None:
+        return DecodedText(western, "cp1252", _detector_confidence(results, "cp1252", western))
+    if _cjk_language(best.encoding):  # the detector often ties CJK readings: break the tie
+        tied = [m for m in results if m.chaos <= best.chaos + 0.01 and _cjk_language(m.encoding)]
+        best = max(tied, key=lambda m: _native_share(str(m), _cjk_language(m.encoding)))
+    return DecodedText(str(best), best.encoding, round(1.0 - best.chaos, 2))
 
 
 def text_hash(text: str) -> str:
@@ -191,15 +324,17 @@ def _read_text_file(path: Path, rel: str, opts: IngestOptions) -> Iterator[Item]
         yield Reject(rel, "unreadable_file", os_reason(exc))
         return
     try:
-        text, encoding = decode_text(raw)
+        text, encoding, confidence = decode_text(raw)
     except UndecodableError as exc:
         yield Reject(rel, "binary_file", str(exc))
         return
     if not text.strip():
         yield Reject(rel, "empty_text", "the file is empty or whitespace only")
         return
-    meta = {} if encoding == "utf-8" else {"encoding": encoding}
-    yield Document(doc_id=text_hash(text), source=rel, raw_text=text, meta=meta)
+    meta = {} if encoding == "utf-8" else {"encoding": encoding, "encoding_confidence": confidence}
+    title, body = split_title_line(text) if opts.title_line else (None, text)
+    # The id hashes the whole file, title included: the same file keeps its id either way.
+    yield Document(doc_id=text_hash(text), source=rel, raw_text=body, title=title, meta=meta)
 
 
 def _read_jsonl(path: Path, rel: str, opts: IngestOptions) -> Iterator[Item]:

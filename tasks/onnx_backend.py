@@ -78,12 +78,17 @@ def quantize_int8(source: Path, out: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
-    level = root.level
+    level, handlers = root.level, list(root.handlers)
     root.setLevel(logging.ERROR)  # a "consider pre-processing" warning on every build
     try:
         quantize_dynamic(source, out, per_channel=True, weight_type=QuantType.QInt8,
                          op_types_to_quantize=["MatMul"])
     finally:
+        # Its module-level `logging.warning` calls `basicConfig` on a bare root logger: the
+        # handler it adds would print every later log line (Prefect's too) unformatted.
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
         root.setLevel(level)
 
 

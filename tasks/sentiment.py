@@ -85,15 +85,37 @@ def pool_probs(probs: np.ndarray, pooling: str = "mean") -> np.ndarray:
     return pooled / pooled.sum()
 
 
-def set_sentiment(doc: Document, probs: np.ndarray | None) -> Document:
-    """Write pooled probabilities into the document's sentiment fields (None: no sentences)."""
+def label_indices(probs: np.ndarray, band: float) -> np.ndarray:
+    """Label index per (neg, neu, pos) row, from the score alone: one meaning for both fields.
+
+    score = p(positive) - p(negative); positive when score >= band, negative when
+    score <= -band, neutral in between (band 0: neutral only at exactly 0). So a neutral
+    row's |score| is always under the band, and a polar row's score has the label's sign.
+    """
+    probs = np.atleast_2d(probs)
+    score = probs[:, 2] - probs[:, 0]
+    out = np.full(len(probs), SENTIMENT_LABELS.index("neutral"))
+    out[score >= band] = SENTIMENT_LABELS.index("positive")
+    out[score <= -band] = SENTIMENT_LABELS.index("negative")
+    if band <= 0:
+        out[score == 0] = SENTIMENT_LABELS.index("neutral")
+    return out
+
+
+def set_sentiment(doc: Document, probs: np.ndarray | None,
+                  band: float | None = None) -> Document:
+    """Write pooled probabilities into the document's sentiment fields (None: no sentences).
+
+    `band`: the model's neutral band (`label_indices`); None takes the argmax label.
+    """
     if probs is None:
         doc.sentiment = doc.sentiment_score = doc.sentiment_probs = None
         return doc
     p = tuple(float(x) for x in probs)
     doc.sentiment_probs = (p[0], p[1], p[2])
     doc.sentiment_score = float(np.clip(p[2] - p[0], -1.0, 1.0))
-    doc.sentiment = SENTIMENT_LABELS[int(np.argmax(probs))]
+    index = int(np.argmax(probs)) if band is None else int(label_indices(np.asarray(p), band)[0])
+    doc.sentiment = SENTIMENT_LABELS[index]
     return doc
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tasks.clean import clean_document, clean_text, split_sentences
+from tasks.clean import MAX_MODEL_CHARS, clean_document, clean_text, split_sentences
 from tasks.embed import embed_sentences
 from tasks.language import detect_language
 from tasks.models import Encoder, load_encoder
@@ -93,12 +93,15 @@ def _guarded(batch: Batch, step: str, fn: Callable[[list[Document]], object]) ->
     return batch
 
 
-def clean_batch(batch: Batch) -> Batch:
-    """Clean every document; those with no text left become `empty_after_cleaning` rejects."""
+def clean_batch(batch: Batch, max_model_chars: int | None = MAX_MODEL_CHARS) -> Batch:
+    """Clean every document; those with no text left become `empty_after_cleaning` rejects.
+
+    The models read at most `max_model_chars` characters of a document (see
+    `tasks.clean.model_read_limit`)."""
 
     def run(docs: list[Document]) -> None:
         for doc in docs:
-            clean_document(doc)
+            clean_document(doc, max_model_chars)
 
     batch = _guarded(batch, "clean", run)
     kept = []
@@ -194,9 +197,10 @@ def sentiment_batch(batch: Batch, models: ModelNames) -> Batch:
     return batch
 
 
-def process_batch(batch: Batch, models: ModelNames, non_english: str = "keep") -> Batch:
+def process_batch(batch: Batch, models: ModelNames, non_english: str = "keep",
+                  max_model_chars: int | None = MAX_MODEL_CHARS) -> Batch:
     """All steps in order: what the flow does, as one plain function."""
-    batch = language_batch(clean_batch(batch), non_english)
+    batch = language_batch(clean_batch(batch, max_model_chars), non_english)
     batch = embed_batch(batch, models)
     batch = summarize_batch(batch, models)
     return sentiment_batch(batch, models)

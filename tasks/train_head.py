@@ -143,9 +143,15 @@ def _probs(head, x: np.ndarray) -> np.ndarray:
         return torch.softmax(head(torch.from_numpy(x)), dim=-1).numpy()
 
 
-def three_class_metrics(probs: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """Accuracy, per-class recall and confusion matrix (rows = true, cols = predicted)."""
-    pred = probs.argmax(axis=1)
+def three_class_metrics(probs: np.ndarray, y: np.ndarray,
+                        band: float | None = None) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class recall and confusion matrix (rows true, cols predicted).
+
+    `band` None: the argmax label; else the pipeline's rule (`tasks.sentiment.label_indices`).
+    """
+    from tasks.sentiment import label_indices
+
+    pred = probs.argmax(axis=1) if band is None else label_indices(probs, band)
     k = len(SENTIMENT_LABELS)
     confusion = np.zeros((k, k), dtype=int)
     np.add.at(confusion, (y, pred), 1)
@@ -153,10 +159,13 @@ def three_class_metrics(probs: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         label: round(float(confusion[i, i] / max(confusion[i].sum(), 1)), 4)
         for i, label in enumerate(SENTIMENT_LABELS)
     }
+    f1 = [2 * confusion[i, i] / max(confusion[i].sum() + confusion[:, i].sum(), 1)
+          for i in range(k)]
     neutral = SENTIMENT_LABELS.index("neutral")
     return {
         "rows": int(len(y)),
         "accuracy": round(float((pred == y).mean()), 4) if len(y) else None,
+        "macro_f1": round(float(np.mean(f1)), 4) if len(y) else None,
         "recall": recall,
         "confusion": confusion.tolist(),
         "always_neutral_accuracy": round(float((y == neutral).mean()), 4) if len(y) else None,

@@ -27,7 +27,15 @@ import numpy as np
 from tasks.batching import length_batches
 from tasks.models import DEFAULT_ENCODER, file_digest, resolve_encoder
 from tasks.record import SENTIMENT_LABELS
-from tasks.sentiment import LORA_NAME, load_base_encoder, mean_pool
+from tasks.sentiment import LORA_NAME, label_indices, load_base_encoder, mean_pool
+from tasks.sentiment_data import (
+    CALIB_RULE,
+    SENTFIN_SPLIT_RULE,
+    calib_split,
+    read_labelled,
+    sentfin_split,
+)
+from tasks.sentiment_data import LICENCES as NEWS_LICENCES
 from tasks.train_head import (
     FPB_SPLIT_RULE,
     LICENCES,
@@ -80,20 +88,39 @@ def _sha(text: str) -> str:
 
 
 def select_data(
-    sst_rows: list[tuple[str, str]], fpb_rows: list[tuple[str, str]], sst2_rows: int
+    sst_rows: list[tuple[str, str]], fpb_rows: list[tuple[str, str]], sst2_rows: int,
+    news: dict[str, list[tuple[str, str]]] | None = None,
 ) -> dict[str, list[tuple[str, int]]]:
-    """Training, calibration and evaluation rows by fixed hash rules (see the *_RULE strings)."""
+    """Training, calibration and evaluation rows by fixed hash rules (see the *_RULE strings).
+
+    `news` may hold "sentfin" (all of SEntFiN: split here) and "tfns" (its train file; its
+    validation file is only ever evaluated on).
+    """
     label_index = {label: i for i, label in enumerate(SENTIMENT_LABELS)}
     fpb_train, fpb_heldout = fpb_split(fpb_rows)
     sst = [(t, int(y)) for t, y in sst_rows]
     sst_pool = sorted((r for r in sst if text_bucket(r[0]) >= 2), key=lambda r: _sha(r[0]))
-    return {
+
+    def idx(rows):
+        return [(t, label_index[y]) for t, y in rows]
+
+    data = {
         "sst2_train": sst_pool[:sst2_rows],
         "sst2_calib": [r for r in sst if text_bucket(r[0]) < 2],
         "fpb_train": [(t, label_index[y]) for t, y in fpb_train if text_bucket(t) % 20],
         "fpb_calib": [(t, label_index[y]) for t, y in fpb_train if text_bucket(t) % 20 == 0],
         "fpb_heldout": [(t, label_index[y]) for t, y in fpb_heldout],
     }
+    news = news or {}
+    if "sentfin" in news:
+        train, heldout = sentfin_split(news["sentfin"])
+        fit, calib = calib_split(train)
+        data |= {"sentfin_train": idx(fit), "sentfin_calib": idx(calib),
+                 "sentfin_heldout": idx(heldout)}
+    if "tfns" in news:
+        fit, calib = calib_split([r for r in news["tfns"] if r[1] in SENTIMENT_LABELS])
+        data |= {"tfns_train": idx(fit), "tfns_calib": idx(calib)}
+    return data
 
 
 def length_grouped_batches(
@@ -142,18 +169,21 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def fit_temperature(
-    fpb_logits: np.ndarray, fpb_y: np.ndarray, sst_logits: np.ndarray, sst_y: np.ndarray
+    three_way: list[tuple[np.ndarray, np.ndarray]], sst_logits: np.ndarray, sst_y: np.ndarray
 ) -> float:
-    """One temperature minimising the mean of the two tasks' NLLs (L-BFGS on log T).
+    """One temperature minimising the mean of the sets' NLLs (L-BFGS on log T).
 
-    Each task counts equally whatever its slice size; SST-2 rows use the renormalised
+    Each set counts equally whatever its slice size; SST-2 rows use the renormalised
     (negative, positive) probabilities, as in training.
     """
     import torch
 
     polar = [SENTIMENT_LABELS.index("negative"), SENTIMENT_LABELS.index("positive")]
-    zf, zs = torch.from_numpy(fpb_logits).double(), torch.from_numpy(sst_logits).double()
-    yf, ys = torch.from_numpy(fpb_y).long(), torch.from_numpy(sst_y).long()
+    sets = [(torch.from_numpy(z).double(), torch.from_numpy(y).long(), None)
+            for z, y in three_way if len(y)]
+    if len(sst_y):
+        sets.append((torch.from_numpy(sst_logits).double(), torch.from_numpy(sst_y).long(),
+                      polar))
     log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
     ce = torch.nn.functional.cross_entropy
@@ -161,11 +191,7 @@ def fit_temperature(
     def closure():
         opt.zero_grad()
         t = log_t.exp()
-        losses = []
-        if len(yf):
-            losses.append(ce(zf / t, yf))
-        if len(ys):
-            losses.append(ce(zs[:, polar] / t, ys))
+        losses = [ce((z if cols is None else z[:, cols]) / t, y) for z, y, cols in sets]
         loss = sum(losses) / max(len(losses), 1)
         loss.backward()
         return loss
@@ -173,6 +199,19 @@ def fit_temperature(
     opt.step(closure)
     # Bounded: a tiny or degenerate calibration slice must not flatten every prediction.
     return float(np.clip(log_t.exp().item(), 0.05, 20.0))
+
+
+def fit_neutral_band(three_way: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """The |score| under which a row is neutral, maximising the sets' mean accuracy.
+
+    Scored on calibrated probabilities of slices never trained on; a grid of 0.01 steps.
+    """
+    if not three_way:
+        return 0.0
+    grid = np.round(np.arange(0.0, 0.81, 0.01), 2)
+    means = [np.mean([(label_indices(p, band) == y).mean() for p, y in three_way])
+             for band in grid]
+    return float(grid[int(np.argmax(means))])
 
 
 class _Batcher:
@@ -216,13 +255,41 @@ def _logits(encoder, head, tokenizer, texts: list[str], max_length: int,
     return out
 
 
+HELDOUT_SETS = ("fpb_heldout", "sentfin_heldout", "tfns_valid")
+CALIB_SETS = ("fpb_calib", "sentfin_calib", "tfns_calib")
+NEWS_TRAIN_SETS = ("sentfin_train", "tfns_train")
+
+
+def _news_data_notes(data: dict[str, list], sentfin: Path | None, tfns_train: Path | None,
+                     tfns_valid: Path | None) -> dict[str, Any]:
+    """The config's record of the news sets: paths, rows, split rules, licences."""
+    notes: dict[str, Any] = {}
+    if sentfin is not None:
+        notes["sentfin"] = {"path": str(sentfin), "train_rows_trained": len(data["sentfin_train"]),
+                            "calib_rows": len(data["sentfin_calib"]),
+                            "heldout_rows": len(data["sentfin_heldout"]),
+                            "split_rule": SENTFIN_SPLIT_RULE, "calib_rule": CALIB_RULE,
+                            "licence": NEWS_LICENCES["sentfin"]}
+    if tfns_train is not None:
+        notes["tfns"] = {"path": str(tfns_train), "train_rows_trained": len(data["tfns_train"]),
+                         "calib_rows": len(data["tfns_calib"]), "calib_rule": CALIB_RULE,
+                         "validation": str(tfns_valid) if tfns_valid else None,
+                         "licence": NEWS_LICENCES["tfns"]}
+    return notes
+
+
 def _evaluate(logits: dict[str, np.ndarray], ys: dict[str, np.ndarray],
-              temperature: float) -> dict[str, Any]:
-    """Held-out figures (FPB 3-class, SST-2 dev polarity) and ECE at one temperature."""
+              temperature: float, band: float | None = None) -> dict[str, Any]:
+    """Held-out figures (3-class sets, SST-2 dev polarity) and ECE at one temperature.
+
+    `band` None: labels by argmax; else by the neutral band on p(pos) - p(neg).
+    """
     out: dict[str, Any] = {}
-    fpb = _softmax(logits["fpb_heldout"] / temperature)
-    out["fpb_heldout"] = three_class_metrics(fpb, ys["fpb_heldout"])
-    out["fpb_heldout"]["ece"] = expected_calibration_error(fpb, ys["fpb_heldout"])
+    for name in HELDOUT_SETS:
+        if name in logits:
+            probs = _softmax(logits[name] / temperature)
+            out[name] = three_class_metrics(probs, ys[name], band)
+            out[name]["ece"] = expected_calibration_error(probs, ys[name])
     if "sst2_dev" in logits:
         dev = _softmax(logits["sst2_dev"] / temperature)
         out["sst2_dev"] = {
@@ -244,6 +311,9 @@ def train_sentiment_model(
     epochs: int = 1,
     max_length: int = 64,
     sst2_dev: Path | None = None,
+    sentfin: Path | None = None,
+    tfns_train: Path | None = None,
+    tfns_valid: Path | None = None,
     max_steps: int | None = None,
     fp16_adapter: bool = True,
     progress: bool = True,
@@ -269,9 +339,16 @@ def train_sentiment_model(
     _seed_everything(seed)
     rng = np.random.default_rng(seed)
 
-    data = select_data(read_tsv(sst2_train), read_tsv(fpb), sst2_rows)
+    news = {}
+    if sentfin is not None:
+        news["sentfin"] = read_labelled(sentfin)
+    if tfns_train is not None:
+        news["tfns"] = read_labelled(tfns_train)
+    data = select_data(read_tsv(sst2_train), read_tsv(fpb), sst2_rows, news)
     train_rows = [(t, y, 0) for t, y in data["sst2_train"]]
     train_rows += [(t, y, 1) for t, y in data["fpb_train"]] * fpb_repeat
+    for name in NEWS_TRAIN_SETS:
+        train_rows += [(t, y, 1) for t, y in data.get(name, [])]
     if not train_rows:
         raise ValueError("no training rows")
 
@@ -350,9 +427,12 @@ def train_sentiment_model(
     bar.close()
     train_s = time.perf_counter() - train_started
 
-    eval_sets = {k: data[k] for k in ("fpb_calib", "sst2_calib", "fpb_heldout")}
+    eval_sets = {k: data[k] for k in (*CALIB_SETS, "sst2_calib", *HELDOUT_SETS) if k in data}
     if sst2_dev is not None:
         eval_sets["sst2_dev"] = [(t, int(y)) for t, y in read_tsv(sst2_dev)]
+    if tfns_valid is not None:
+        eval_sets["tfns_valid"] = [(t, SENTIMENT_LABELS.index(y))
+                                   for t, y in read_labelled(tfns_valid)]
     ys = {k: np.array([y for _, y in rows], dtype=np.int64) for k, rows in eval_sets.items()}
 
     def all_logits() -> dict[str, np.ndarray]:
@@ -366,11 +446,13 @@ def train_sentiment_model(
             for p in lora_params:
                 p.copy_(p.half().float())
         logits = all_logits()
-    temperature = fit_temperature(logits["fpb_calib"], ys["fpb_calib"],
-                                  logits["sst2_calib"], ys["sst2_calib"])
+    calib = [(logits[k], ys[k]) for k in CALIB_SETS if k in logits]
+    temperature = fit_temperature(calib, logits["sst2_calib"], ys["sst2_calib"])
+    band = fit_neutral_band([(_softmax(z / temperature), y) for z, y in calib])
     metrics = {
         "before_calibration": _evaluate(logits, ys, 1.0),
         "after_calibration": _evaluate(logits, ys, temperature),
+        "with_neutral_band": _evaluate(logits, ys, temperature, band),
         "fp32_adapter_before_calibration": fp32_metrics,
     }
 
@@ -396,6 +478,9 @@ def train_sentiment_model(
         "pooling": POOLING,
         "sentence_pooling": "mean of last hidden states over non-padding tokens",
         "temperature": round(temperature, 6),
+        "neutral_band": band,
+        "label_rule": "positive if p(pos) - p(neg) >= neutral_band, negative if <= "
+                      "-neutral_band, else neutral; band fitted on the calibration slices",
         "lora": {"r": hp["lora_r"], "alpha": hp["lora_alpha"], "dropout": hp["lora_dropout"],
                  "target_modules": LORA_TARGETS, "merged_at_load": True,
                  "adapter_dtype": "float16" if fp16_adapter else "float32"},
@@ -417,9 +502,10 @@ def train_sentiment_model(
                     "licence": LICENCES["fpb"]},
             "calibration": {"fpb_rows": len(data["fpb_calib"]), "fpb_rule": FPB_CALIB_RULE,
                             "sst2_rows": len(data["sst2_calib"]), "sst2_rule": SST2_CALIB_RULE,
-                            "method": "one temperature, mean of the two tasks' NLL, L-BFGS "
+                            "method": "one temperature, mean of the sets' NLLs, L-BFGS "
                                       "on log T"},
             "sst2_dev": str(sst2_dev) if sst2_dev is not None else None,
+            **_news_data_notes(data, sentfin, tfns_train, tfns_valid),
         },
         "metrics": {**metrics, "ece_bins": ECE_BINS,
                     "ece_note": "top-label ECE; SST-2 on renormalised (negative, positive)"},
@@ -437,28 +523,77 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
+def _figure_rows(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(data, figure) rows of the model card, measured with the shipped label rule."""
+    m = config["metrics"]
+    before, after = m["before_calibration"], m["after_calibration"]
+    final = m.get("with_neutral_band", after)
+    names = {"tfns_valid": "TFNS validation (finance tweets)",
+             "sentfin_heldout": "SEntFiN held-out (headlines, entities agree)",
+             "fpb_heldout": "FPB low-agreement held-out"}
+    sst = final.get("sst2_dev", {})
+    rows = [(f"SST-2 dev, {sst.get('rows', 0)} sentences, sign of p(pos) − p(neg)",
+             _pct(sst.get("polarity_accuracy")))]
+    for key, title in names.items():
+        if key in final:
+            f = final[key]
+            recall = " / ".join(_pct(f["recall"][label]) for label in SENTIMENT_LABELS)
+            rows.append((f"{title}, {f['rows']:,} rows: accuracy (macro-F1)",
+                         f"{_pct(f['accuracy'])} ({_pct(f.get('macro_f1'))})"))
+            rows.append((f"{title}: recall negative / neutral / positive", recall))
+    fpb_b, fpb_a = before["fpb_heldout"], after["fpb_heldout"]
+    rows.append(("ECE (15 bins), FPB held-out, before → after temperature",
+                 f"{fpb_b['ece']:.3f} → {fpb_a['ece']:.3f}"))
+    if "sst2_dev" in after:
+        rows.append(("ECE (15 bins), SST-2 dev on (neg, pos), before → after",
+                     f"{before['sst2_dev']['ece_polar']:.3f} → "
+                     f"{after['sst2_dev']['ece_polar']:.3f}"))
+    return rows
+
+
+def _data_lines(config: dict[str, Any]) -> str:
+    data, hp = config["data"], config["hyperparameters"]
+    cal = data["calibration"]
+    lines = [
+        f"- **SST-2** train: {data['sst2_train']['rows_trained']:,} rows "
+        f"({data['sst2_train']['rule']}); cross-entropy over the renormalised (negative, "
+        "positive) logits, since SST-2 has no neutral class.",
+        f"- **Financial PhraseBank** (50–99 %-agreement sentences), the training part of the "
+        f"fixed split ({data['fpb']['split_rule']}) less a calibration slice: "
+        f"{data['fpb']['train_rows_trained']:,} rows, repeated {hp['fpb_repeat']}×.",
+    ]
+    if "sentfin" in data:
+        sf = data["sentfin"]
+        lines.append(f"- **SEntFiN 1.0** headlines: {sf['train_rows_trained']:,} rows "
+                     f"({sf['split_rule']}); {sf['heldout_rows']:,} held out.")
+    if "tfns" in data:
+        tf = data["tfns"]
+        lines.append(f"- **Twitter Financial News Sentiment** train file: "
+                     f"{tf['train_rows_trained']:,} rows; its validation split is only "
+                     "evaluated on.")
+    lines.append(f"- **Calibration** (never trained on): {cal['sst2_rows']:,} SST-2 rows "
+                 f"({cal['sst2_rule']}) and 1 in 20 hash buckets of each 3-way training set "
+                 f"({cal['method']}); the neutral band is fitted on the same slices.")
+    return "\n".join(lines)
+
+
 def model_card(config: dict[str, Any]) -> str:
     """The README of the saved folder, with the figures this run measured."""
-    m, hp, data = config["metrics"], config["hyperparameters"], config["data"]
-    before, after = m["before_calibration"], m["after_calibration"]
-    fpb = after["fpb_heldout"]
-    sst = after.get("sst2_dev", {})
-    recall = " / ".join(_pct(fpb["recall"][label]) for label in SENTIMENT_LABELS)
-    sst_ece = (f"{before['sst2_dev']['ece_polar']:.3f} → {sst['ece_polar']:.3f}"
-               if sst else "n/a")
-    rows = [
-        (f"SST-2 dev, {sst.get('rows', 0)} sentences, sign of p(pos) − p(neg)",
-         _pct(sst.get("polarity_accuracy"))),
-        (f"FPB held-out, {fpb['rows']:,} sentences, 3-class accuracy",
-         f"{_pct(fpb['accuracy'])} (always-neutral: {_pct(fpb['always_neutral_accuracy'])})"),
-        ("FPB held-out recall negative / neutral / positive", recall),
-        ("ECE (15 bins), FPB held-out, before → after temperature",
-         f"{before['fpb_heldout']['ece']:.3f} → {fpb['ece']:.3f}"),
-        ("ECE (15 bins), SST-2 dev on (neg, pos), before → after", sst_ece),
-    ]
-    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
-    lora, cal = config["lora"], data["calibration"]
+    hp, data, lora = config["hyperparameters"], config["data"], config["lora"]
+    table = "\n".join(f"| {k} | {v} |" for k, v in _figure_rows(config))
     epochs = f"{hp['epochs']} epoch" + ("s" if hp["epochs"] != 1 else "")
+    news_args = ""
+    if "sentfin" in data:
+        news_args += " \\\n        --sentfin ../shared/train/sentfin.tsv"
+    if "tfns" in data:
+        news_args += " --tfns ../shared/train/tfns_train.tsv"
+    licences = ["SST / SST-2: no licence stated.",
+                "Financial PhraseBank: **CC BY-NC-SA 3.0** (non-commercial, share-alike)."]
+    licences += [data[k]["licence"] + "." for k in ("sentfin", "tfns") if k in data]
+    band = config.get("neutral_band")
+    rule = ("argmax of the three probabilities" if band is None else
+            f"positive when p(pos) − p(neg) ≥ {band:.2f}, negative when ≤ −{band:.2f}, "
+            "else neutral")
     return f"""# {config['name']}: MiniLM + LoRA sentiment model
 
 Sentence sentiment (negative / neutral / positive) from `{config['base_model']['name']}` (the
@@ -472,19 +607,12 @@ built-in encoder) fine-tuned with LoRA adapters. Load it with
   the base weights at load, so inference is one plain MiniLM pass per sentence.
 - Head: linear 384 → 3 on the mean of the token vectors (at most {config['max_length']}
   tokens); {config['trainable_parameters']:,} trainable parameters in all.
-- Probabilities: softmax(logits / T), T = {config['temperature']:.3f}. A document is the mean
-  of its sentences' probabilities.
+- Probabilities: softmax(logits / T), T = {config['temperature']:.3f}. Label: {rule}.
+  Documents pool their sentences as `tasks.sentiment.pool_probs` says (pooling
+  `{config['pooling']}`).
 
 ## Data
-- **SST-2** train: {data['sst2_train']['rows_trained']:,} rows. Rule:
-  {data['sst2_train']['rule']}. Loss: cross-entropy over the renormalised
-  (negative, positive) logits, since SST-2 has no neutral class.
-- **Financial PhraseBank** (50–99 %-agreement sentences), the training part of the fixed split
-  shared with `minilm-head` ({data['fpb']['split_rule']}) less the calibration slice:
-  {data['fpb']['train_rows_trained']:,} rows, repeated {hp['fpb_repeat']}×, 3-way
-  cross-entropy. The {data['fpb']['heldout_rows']:,} held-out rows were never trained on.
-- **Calibration** (never trained on): {cal['fpb_rows']} FPB rows ({cal['fpb_rule']}) and
-  {cal['sst2_rows']:,} SST-2 rows ({cal['sst2_rule']}); {cal['method']}.
+{_data_lines(config)}
 
 ## Recipe
 AdamW, lr {hp['lr']} (head {hp['head_lr']}), weight decay {hp['weight_decay']},
@@ -493,20 +621,19 @@ AdamW, lr {hp['lr']} (head {hp['head_lr']}), weight decay {hp['weight_decay']},
 Training took {config['timing_s']['train'] / 60:.1f} min on a 2-core CPU. Reproduce:
 
     python -m tasks.train_sentiment --sst2 ../shared/eval/sst2/train.tsv \\
-        --fpb ../shared/eval/fpb_lowagree.tsv --out tasks/assets/sentiment-lora \\
-        --sst2-rows {hp['sst2_rows']} --fpb-repeat {hp['fpb_repeat']} --seed {config['seed']}
+        --fpb ../shared/eval/fpb_lowagree.tsv --out tasks/assets/sentiment-lora{news_args} \\
+        --sst2-rows {hp['sst2_rows']} --fpb-repeat {hp['fpb_repeat']} --epochs {hp['epochs']} \\
+        --seed {config['seed']}
 
-## Figures (data never trained on; `python -m bench.sentiment_eval`)
+## Figures (data never trained on, with the shipped label rule; `python -m bench.sentiment_eval`)
 | data | figure |
 |---|---|
 {table}
 
-Frozen-embedding head `minilm-head` on the same data: 78.7 % SST-2 dev, 64.8 % FPB held-out.
-
 ## Licences
-SST / SST-2: no licence stated. Financial PhraseBank: **CC BY-NC-SA 3.0** (non-commercial,
-share-alike). The adapter and head are derived from FPB, so treat them as non-commercial,
-share-alike; retrain without FPB for commercial use. Base model all-MiniLM-L6-v2: Apache-2.0.
+{" ".join(licences)} The adapter and head are derived from FPB, so treat them as
+non-commercial, share-alike; retrain without FPB for commercial use. Base model
+all-MiniLM-L6-v2: Apache-2.0.
 """
 
 
@@ -518,14 +645,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--fpb-class-weight-power", type=float,
                         default=DEFAULTS["fpb_class_weight_power"])
+    parser.add_argument("--sentfin", type=Path, default=None, help="SEntFiN 1.0 sentfin.tsv")
+    parser.add_argument("--tfns", type=Path, default=None, help="TFNS tfns_train.tsv")
+    parser.add_argument("--tfns-valid", type=Path, default=None,
+                        help="TFNS validation TSV (evaluated only; default: beside --tfns)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    tfns_valid = args.tfns_valid or (args.tfns.with_name("tfns_valid.tsv") if args.tfns else None)
     dev = args.sst2_dev or args.sst2.with_name("dev.tsv")
     config = train_sentiment_model(
         args.sst2, args.fpb, args.out, args.seed,
         sst2_rows=args.sst2_rows, fpb_repeat=args.fpb_repeat, epochs=args.epochs,
         max_length=args.max_length, sst2_dev=dev if dev.is_file() else None,
         progress=not args.no_progress, fpb_class_weight_power=args.fpb_class_weight_power,
+        sentfin=args.sentfin, tfns_train=args.tfns,
+        tfns_valid=tfns_valid if tfns_valid is not None and tfns_valid.is_file() else None,
     )
     print(json.dumps(config["metrics"], indent=2))
 
