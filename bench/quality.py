@@ -1,10 +1,10 @@
 """Quality bench: the default summariser against LEAD-3, the default sentiment model on
-SST-2 dev and the held-out part of Financial PhraseBank, in one run.
+SST-2 dev, Financial PhraseBank, TFNS, SEntFiN and the news check, in one run.
 
     python -m bench.quality     # a few minutes on 2 CPU cores
 
-Reads the evaluation sets from ../shared/eval (beside the checkout). Results are recorded in
-bench/RESULTS.md.
+Reads the evaluation sets from ../shared/eval and ../shared/train (beside the checkout).
+Results are recorded in bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -33,13 +33,11 @@ def main(argv: list[str] | None = None) -> None:
     print("## Summarisation (ROUGE F1 x100)\n")
     summary_eval.main(load_summarizer(args.summarizer))
     print(f"\n## Sentiment ({args.sentiment_model}, then every built-in side by side)\n")
-    result = sentiment_eval.evaluate(load_sentiment(args.sentiment_model))
-    print(sentiment_eval.format_table(result))
-    others = [sentiment_eval.evaluate(load_sentiment(name)) for name in BUILTIN_SENTIMENT
-              if name != args.sentiment_model]
-    if others:
-        print()
-        print(sentiment_eval.format_comparison([result, *others]))
+    sentiment_eval.require_shared()
+    sets = sentiment_eval.load_sets()
+    names = [args.sentiment_model, *(n for n in BUILTIN_SENTIMENT if n != args.sentiment_model)]
+    print(sentiment_eval.format_comparison(
+        {name: sentiment_eval.evaluate(load_sentiment(name), sets) for name in names}))
     print(f"\nbench wall time: {time.perf_counter() - t0:.1f} s")
 
 

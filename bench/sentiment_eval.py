@@ -1,14 +1,20 @@
-"""Sentiment quality on data the default head never trained on.
+"""Sentiment quality on data the models never trained on, models side by side.
 
-SST-2 dev (872 movie-review sentences, negative/positive): a row is correct when the sign of
-`sentiment_score` matches its label. Each row is one document of one sentence: SST-2 rows are
-single sentences already (tokenised, so a splitter would only cut at stray periods).
-Financial PhraseBank held-out part (the fixed split in `tasks.train_head.fpb_split`): 3-class
-accuracy of `sentiment`, per-class recall, confusion matrix, and the always-neutral baseline.
-Both report expected calibration error (15 bins, top label; SST-2 on renormalised neg/pos).
+Sets (labels by each model's own rule: the neutral band where it has one, else argmax):
+- SST-2 dev (872 movie-review sentences, negative/positive): the sign of `sentiment_score`.
+- Financial PhraseBank low-agreement held-out part (`tasks.train_head.fpb_split`), TFNS
+  validation split (2,388 finance tweets), SEntFiN held-out part (`tasks.sentiment_data`):
+  3-class accuracy, macro-F1, recall, confusion.
+- The news check (`tests/data/news_headlines.tsv`, written for this project): plainly
+  negative and positive headlines; the share of each whose score has the right sign.
+- With `--pooling-grid`: documents composed of held-out units (a SEntFiN held-out headline as
+  title, FPB held-out sentences as body) scored with each pooling (see `pooling_documents`).
 
-    python -m bench.sentiment_eval                  # every built-in model, side by side
-    python -m bench.sentiment_eval --model minilm-lora
+Each text is one single-unit document through the model's `score`, as the pipeline scores.
+Reads ../shared/eval and ../shared/train beside the checkout (not in the repo).
+
+    python -m bench.sentiment_eval                          # built-in default, torch and onnx
+    python -m bench.sentiment_eval --lora old=/tmp/old-lora --pooling-grid
 """
 
 from __future__ import annotations
@@ -16,128 +22,282 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tasks.embed import embed_sentences
-from tasks.models import ModelError, load_encoder
-from tasks.record import SENTIMENT_LABELS, Document
-from tasks.sentiment import BUILTIN_SENTIMENT, SentimentModel, load_sentiment
-from tasks.train_head import fpb_split, read_tsv, three_class_metrics
-from tasks.train_sentiment import expected_calibration_error, polar_probs
-
-EVAL_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
-SST2_DEV = EVAL_DIR / "sst2" / "dev.tsv"
-FPB = EVAL_DIR / "fpb_lowagree.tsv"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+EVAL_DIR = SHARED / "eval"
+TRAIN_DIR = SHARED / "train"
+NEWS_CHECK = REPO / "tests" / "data" / "news_headlines.tsv"
+TARGETS = {"tfns_valid": 0.86, "sentfin_heldout": 0.85, "sst2_dev": 0.87, "fpb_heldout": 0.70,
+           "news_negative": 0.90, "news_positive": 0.90}
 
 
-def _score(model: SentimentModel, texts: list[str], prefix: str) -> list[Document]:
-    docs = [
-        Document(doc_id=f"{prefix}-{i}", source=prefix, raw_text=t, text=t, sentences=[t])
-        for i, t in enumerate(texts)
-    ]
-    if model.needs_embeddings:  # as the pipeline does: embed once, share with the models
-        embed_sentences(docs, load_encoder())
-    return model.score(docs)
+def require_shared() -> None:
+    """Fail in one line when the evaluation data is not beside the checkout."""
+    needed = (EVAL_DIR / "sst2" / "dev.tsv", EVAL_DIR / "fpb_lowagree.tsv",
+              TRAIN_DIR / "tfns_valid.tsv", TRAIN_DIR / "sentfin.tsv")
+    missing = [p for p in needed if not p.is_file()]
+    if missing:
+        sys.exit(f"bench.sentiment_eval reads evaluation data from {SHARED} (beside the "
+                 f"checkout); not found: {', '.join(map(str, missing))}")
 
 
-def evaluate(model: SentimentModel) -> dict[str, Any]:
-    """SST-2 dev polarity accuracy and FPB held-out 3-class figures for `model`."""
-    dev = read_tsv(SST2_DEV)
-    docs = _score(model, [t for t, _ in dev], "sst2-dev")
-    labels = np.array([int(label) for _, label in dev])
-    signs = np.array([(d.sentiment_score or 0.0) > 0 for d in docs], dtype=int)
-    dev_probs = np.array([d.sentiment_probs for d in docs], dtype=np.float64)
+def load_sets() -> dict[str, tuple[list[str], np.ndarray]]:
+    """Every evaluation set: texts and label indices (SST-2 and the news check: 0/1)."""
+    from tasks.record import SENTIMENT_LABELS
+    from tasks.sentiment_data import read_labelled, sentfin_split
+    from tasks.train_head import fpb_split, read_tsv
 
-    _, heldout = fpb_split(read_tsv(FPB))
-    fdocs = _score(model, [t for t, _ in heldout], "fpb-heldout")
-    y = np.array([SENTIMENT_LABELS.index(label) for _, label in heldout])
-    probs = np.array([d.sentiment_probs for d in fdocs], dtype=np.float64)
-    fpb = three_class_metrics(probs, y)
-    fpb["ece"] = expected_calibration_error(probs, y)
+    def three(rows):
+        return [t for t, _ in rows], np.array([SENTIMENT_LABELS.index(y) for _, y in rows])
+
+    dev = read_tsv(EVAL_DIR / "sst2" / "dev.tsv")
+    news = read_labelled(NEWS_CHECK)
     return {
-        "model": model.provenance(),
-        "sst2_dev": {"rows": len(dev), "accuracy": round(float((signs == labels).mean()), 4),
-                     "ece_polar": expected_calibration_error(polar_probs(dev_probs), labels),
-                     "unit": "one row = one single-sentence document; sign of sentiment_score"},
-        "fpb_heldout": fpb,
+        "sst2_dev": ([t for t, _ in dev], np.array([int(y) for _, y in dev])),
+        "fpb_heldout": three(fpb_split(read_tsv(EVAL_DIR / "fpb_lowagree.tsv"))[1]),
+        "tfns_valid": three(read_labelled(TRAIN_DIR / "tfns_valid.tsv")),
+        "sentfin_heldout": three(sentfin_split(read_labelled(TRAIN_DIR / "sentfin.tsv"))[1]),
+        "news_check": ([t for t, _ in news], np.array([int(y == "positive") for _, y in news])),
     }
 
 
-def format_table(result: dict[str, Any]) -> str:
-    """Plain-text table of an `evaluate` result."""
-    fpb = result["fpb_heldout"]
-    lines = [
-        f"sentiment model: {result['model']['name']}  ({result['model']['revision']})",
-        f"{'metric':<40}{'value':>10}",
-        f"{'SST-2 dev accuracy (sign of score)':<40}{result['sst2_dev']['accuracy']:>10.1%}"
-        f"   n={result['sst2_dev']['rows']}",
-        f"{'FPB held-out 3-class accuracy':<40}{fpb['accuracy']:>10.1%}   n={fpb['rows']}",
-        f"{'FPB held-out always-neutral baseline':<40}{fpb['always_neutral_accuracy']:>10.1%}",
-    ]
-    if "ece" in fpb:
-        sst_ece = result["sst2_dev"]["ece_polar"]
-        lines += [f"{'SST-2 dev ECE (neg/pos, 15 bins)':<40}{sst_ece:>10.3f}",
-                  f"{'FPB held-out ECE (15 bins)':<40}{fpb['ece']:>10.3f}"]
-    lines += [f"{'FPB recall ' + label:<40}{r:>10.1%}" for label, r in fpb["recall"].items()]
-    lines.append("FPB confusion (rows true, cols predicted: " + " / ".join(SENTIMENT_LABELS) + ")")
-    lines += [f"  {label:<10}" + "".join(f"{n:>7}" for n in row)
-              for label, row in zip(SENTIMENT_LABELS, fpb["confusion"], strict=True)]
+def score_units(model, texts: list[str]) -> tuple[np.ndarray, list[str]]:
+    """(n, 3) probabilities and labels of `texts`, each a single-unit document."""
+    from tasks.embed import embed_sentences
+    from tasks.models import load_encoder
+    from tasks.record import Document
+
+    docs = [Document(doc_id=str(i), source="bench", raw_text=t, text=t, sentences=[t])
+            for i, t in enumerate(texts)]
+    if getattr(model, "needs_embeddings", False):
+        embed_sentences(docs, load_encoder())
+    model.score(docs)
+    return (np.array([d.sentiment_probs for d in docs], dtype=np.float64),
+            [d.sentiment for d in docs])
+
+
+def evaluate(model, sets: dict[str, tuple[list[str], np.ndarray]]) -> dict[str, Any]:
+    """Figures of one model on every set, with the probabilities kept for pooling."""
+    from tasks.record import SENTIMENT_LABELS
+    from tasks.train_head import three_class_metrics
+
+    out: dict[str, Any] = {"model": model.provenance(), "probs": {}}
+    for name, (texts, y) in sets.items():
+        t0 = time.perf_counter()
+        probs, labels = score_units(model, texts)
+        out["probs"][name] = probs
+        score = probs[:, 2] - probs[:, 0]
+        if name in ("sst2_dev", "news_check"):
+            sign_ok = (score > 0).astype(int) == y
+            out[name] = {"rows": len(y), "accuracy": float(sign_ok.mean())}
+            if name == "news_check":
+                out["news_negative"] = {"rows": int((y == 0).sum()),
+                                        "accuracy": float(sign_ok[y == 0].mean())}
+                out["news_positive"] = {"rows": int((y == 1).sum()),
+                                        "accuracy": float(sign_ok[y == 1].mean())}
+                out["news_label_accuracy"] = float(np.mean(
+                    [lab == ("positive" if t else "negative") for lab, t in zip(labels, y,
+                                                                                 strict=True)]))
+                out["news_errors"] = [(texts[i], round(float(score[i]), 3), labels[i])
+                                      for i in np.flatnonzero(~sign_ok)]
+        else:
+            pred = np.array([SENTIMENT_LABELS.index(lab) for lab in labels])
+            onehot = np.eye(3)[pred]  # the model's own labels, scored as probabilities
+            out[name] = three_class_metrics(onehot, y)
+        out[name]["seconds"] = round(time.perf_counter() - t0, 1)
+    out["consistency_violations"] = _consistency(out["probs"], model)
+    return out
+
+
+def _consistency(probs: dict[str, np.ndarray], model) -> int:
+    """Rows whose label points against the score's sign (0 by construction with a band)."""
+    band = getattr(model, "band", None)
+    if band is None:
+        return -1  # argmax models: not guaranteed, not counted
+    from tasks.sentiment import label_indices
+
+    bad = 0
+    for p in probs.values():
+        labels, score = label_indices(p, band), p[:, 2] - p[:, 0]
+        bad += int(((labels == 2) & (score <= 0)).sum() + ((labels == 0) & (score >= 0)).sum()
+                   + ((labels == 1) & (np.abs(score) >= band) & (band > 0)).sum())
+    return bad
+
+
+def pooling_documents(seed: int = 7) -> list[dict[str, Any]]:
+    """Documents composed from held-out units, with the label a reader would give them.
+
+    Polar documents: a polar SEntFiN held-out headline as title (or none), and a body of 2 FPB
+    held-out sentences of the same polarity among 6 neutral ones -> that polarity. Neutral
+    documents: a neutral headline (or none), and 8 neutral sentences, or 6 neutral with one
+    positive and one negative -> neutral. 200 of each kind.
+    """
+    from tasks.sentiment_data import read_labelled, sentfin_split
+    from tasks.train_head import fpb_split, read_tsv
+
+    rng = np.random.default_rng(seed)
+    heads = sentfin_split(read_labelled(TRAIN_DIR / "sentfin.tsv"))[1]
+    body = fpb_split(read_tsv(EVAL_DIR / "fpb_lowagree.tsv"))[1]
+    pools = {lab: [t for t, y in body if y == lab] for lab in ("negative", "neutral", "positive")}
+    titles = {lab: [t for t, y in heads if y == lab] for lab in ("negative", "neutral", "positive")}
+
+    def pick(lab: str, k: int) -> list[str]:
+        return [pools[lab][i] for i in rng.choice(len(pools[lab]), k, replace=False)]
+
+    docs = []
+    for titled in (True, False):
+        for lab in ("negative", "positive"):
+            for _ in range(100):
+                sentences = pick(lab, 2) + pick("neutral", 6)
+                rng.shuffle(sentences)
+                title = titles[lab][rng.integers(len(titles[lab]))] if titled else None
+                docs.append({"title": title, "sentences": sentences, "label": lab})
+        for mixed in (False, True):
+            for _ in range(100):
+                sentences = (pick("neutral", 6) + pick("positive", 1) + pick("negative", 1)
+                             if mixed else pick("neutral", 8))
+                rng.shuffle(sentences)
+                title = titles["neutral"][rng.integers(len(titles["neutral"]))] if titled else None
+                docs.append({"title": title, "sentences": sentences, "label": "neutral"})
+    return docs
+
+
+POOLING_GRID = [("mean", {}), ("polar", {})] + [
+    ("news", {"title_weight": tw, "lead_sentences": 2, "lead_weight": lw, "polar": pol})
+    for tw in (0.0, 0.25, 0.5, 0.75) for lw in (1.0, 2.0) for pol in (0.0, 1.0)]
+
+
+def pooling_grid(model, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Document accuracy (and per-kind) of each pooling on `docs`, one encoder pass."""
+    from tasks.record import SENTIMENT_LABELS
+    from tasks.sentiment import label_indices, pool_probs
+
+    units = sorted({u for d in docs for u in ([d["title"]] if d["title"] else []) + d["sentences"]})
+    probs, _ = score_units(model, units)
+    index = {u: i for i, u in enumerate(units)}
+    band = getattr(model, "band", None)
+    y = np.array([SENTIMENT_LABELS.index(d["label"]) for d in docs])
+    rows = []
+    for pooling, params in POOLING_GRID:
+        pooled = np.array([
+            pool_probs(probs[[index[u] for u in ([d["title"]] if d["title"] else [])
+                              + d["sentences"]]], pooling, bool(d["title"]), params)
+            for d in docs])
+        pred = pooled.argmax(axis=1) if band is None else label_indices(pooled, band)
+        ok = pred == y
+        titled = np.array([bool(d["title"]) for d in docs])
+        rows.append({"pooling": pooling, "params": params, "accuracy": float(ok.mean()),
+                     "titled": float(ok[titled].mean()), "untitled": float(ok[~titled].mean()),
+                     "polar_docs": float(ok[y != 1].mean()),
+                     "neutral_docs": float(ok[y == 1].mean())})
+    return rows
+
+
+ROWS = [("TFNS validation accuracy", "tfns_valid", "accuracy"),
+        ("TFNS validation macro-F1", "tfns_valid", "macro_f1"),
+        ("SEntFiN held-out accuracy", "sentfin_heldout", "accuracy"),
+        ("SEntFiN held-out macro-F1", "sentfin_heldout", "macro_f1"),
+        ("SST-2 dev accuracy (sign)", "sst2_dev", "accuracy"),
+        ("FPB low-agree held-out accuracy", "fpb_heldout", "accuracy"),
+        ("FPB low-agree held-out macro-F1", "fpb_heldout", "macro_f1"),
+        ("news check negative, right sign", "news_negative", "accuracy"),
+        ("news check positive, right sign", "news_positive", "accuracy")]
+
+
+def format_comparison(results: dict[str, dict[str, Any]]) -> str:
+    """Models side by side (one column each), with the issue's targets."""
+    names = list(results)
+    width = max(14, *(len(n) + 2 for n in names))
+    lines = [f"{'metric':<36}" + "".join(f"{n:>{width}}" for n in names) + f"{'target':>9}"]
+    for title, key, field in ROWS:
+        cells = "".join(f"{results[n][key][field]:>{width}.1%}" for n in names)
+        target = f"≥{TARGETS[key]:.0%}" if key in TARGETS and field == "accuracy" else ""
+        lines.append(f"{title:<36}{cells}{target:>9}")
+    violations = [results[n]["consistency_violations"] for n in names]
+    lines.append(f"{'labels against the score (by rule)':<36}" + "".join(
+        f"{v if v >= 0 else 'n/a':>{width}}" for v in violations))
+    first = results[names[0]]
+    lines.append("rows: " + ", ".join(f"{k} {first[k]['rows']}" for k in
+                                      ("tfns_valid", "sentfin_heldout", "sst2_dev", "fpb_heldout",
+                                       "news_negative", "news_positive")))
+    lines += [f"{n}: {results[n]['model']['name']} {results[n]['model']['revision']}"
+              for n in names]
     return "\n".join(lines)
 
 
-def format_comparison(results: list[dict[str, Any]]) -> str:
-    """Models side by side, one column each: the headline figures of several `evaluate` runs."""
-    rows: list[tuple[str, str, Any]] = [
-        ("SST-2 dev accuracy (sign of score)", "pct", lambda r: r["sst2_dev"]["accuracy"]),
-        ("FPB held-out 3-class accuracy", "pct", lambda r: r["fpb_heldout"]["accuracy"]),
-        *[(f"FPB recall {label}", "pct", lambda r, lb=label: r["fpb_heldout"]["recall"][lb])
-          for label in SENTIMENT_LABELS],
-        ("SST-2 dev ECE (neg/pos, 15 bins)", "num", lambda r: r["sst2_dev"].get("ece_polar")),
-        ("FPB held-out ECE (15 bins)", "num", lambda r: r["fpb_heldout"].get("ece")),
-    ]
-    width = max(16, *(len(r["model"]["name"]) + 2 for r in results))
-    lines = [f"{'metric':<38}" + "".join(f"{r['model']['name']:>{width}}" for r in results)]
-    for title, kind, get in rows:
-        cells = []
-        for r in results:
-            value = get(r)
-            cells.append("n/a" if value is None else f"{value:.1%}" if kind == "pct"
-                         else f"{value:.3f}")
-        lines.append(f"{title:<38}" + "".join(f"{c:>{width}}" for c in cells))
-    fpb, n_dev = results[0]["fpb_heldout"], results[0]["sst2_dev"]["rows"]
-    lines.append(f"(FPB held-out n={fpb['rows']}, always-neutral "
-                 f"{fpb['always_neutral_accuracy']:.1%}; SST-2 dev n={n_dev})")
-    lines += [f"{r['model']['name']}: {r['model']['revision']}" for r in results]
+def format_confusions(result: dict[str, Any]) -> str:
+    from tasks.record import SENTIMENT_LABELS
+
+    lines = []
+    for key in ("tfns_valid", "sentfin_heldout", "fpb_heldout"):
+        lines.append(f"{key} confusion (rows true, cols predicted: {' / '.join(SENTIMENT_LABELS)})")
+        lines += [f"  {lab:<10}" + "".join(f"{n:>7}" for n in row)
+                  for lab, row in zip(SENTIMENT_LABELS, result[key]["confusion"], strict=True)]
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+def load_variant(spec: str):
+    """`NAME` (a built-in, torch), `NAME@onnx`, or `LABEL=FOLDER[@onnx]` (a LoRA folder)."""
+    from tasks.onnx_backend import _lora_class, load_onnx_sentiment
+    from tasks.sentiment import LoraSentiment, load_sentiment
+
+    backend = "onnx" if spec.endswith("@onnx") else "torch"
+    spec = spec.removesuffix("@onnx")
+    if "=" in spec:
+        label, folder = spec.split("=", 1)
+        model = (_lora_class()(Path(folder), label) if backend == "onnx"
+                 else LoraSentiment(Path(folder), label))
+        return model
+    return load_onnx_sentiment(spec) if backend == "onnx" else load_sentiment(spec)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", choices=sorted(BUILTIN_SENTIMENT),
-                        help="model to evaluate (repeatable; default: every built-in model)")
-    parser.add_argument("--json", action="store_true", help="print the full results as JSON")
+    parser.add_argument("--model", action="append",
+                        help="NAME (built-in, torch fp32), NAME@onnx (int8), LABEL=FOLDER or "
+                             "LABEL=FOLDER@onnx (a LoRA folder); repeatable. Default: "
+                             "minilm-lora and minilm-lora@onnx")
+    parser.add_argument("--pooling-grid", action="store_true",
+                        help="also score composed documents with each pooling")
+    parser.add_argument("--errors", type=int, default=10, help="news-check errors to list")
+    parser.add_argument("--json", type=Path, default=None, help="write all figures here")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    results = []
-    for name in args.model or list(BUILTIN_SENTIMENT):
-        try:
-            model = load_sentiment(name)
-        except ModelError as exc:  # e.g. an adapter not trained yet: report, compare the rest
-            print(f"skipping {name}: {exc}")
-            continue
-        results.append(evaluate(model))
+    require_shared()
+    sets = load_sets()
+    results = {}
+    for spec in args.model or ["minilm-lora", "minilm-lora@onnx"]:
+        t0 = time.perf_counter()
+        model = load_variant(spec)
+        results[spec] = evaluate(model, sets)
+        if args.pooling_grid:
+            results[spec]["pooling"] = pooling_grid(model, pooling_documents())
+        print(f"[{spec}: {time.perf_counter() - t0:.0f} s]", file=sys.stderr)
+    print(format_comparison(results))
+    for spec, result in results.items():
+        print(f"\n## {spec}\n{format_confusions(result)}")
+        errors = result["news_errors"][: args.errors]
+        print(f"news check: {len(result['news_errors'])} wrong sign; label accuracy "
+              f"{result['news_label_accuracy']:.1%}")
+        print("\n".join(f"  {score:+.3f} {label:<8} {text}" for text, score, label in errors))
+        if "pooling" in result:
+            print("pooling on composed documents (accuracy: all / titled / untitled / polar "
+                  "docs / neutral docs)")
+            for row in result["pooling"]:
+                print(f"  {row['pooling']:<6} {json.dumps(row['params']):<72} "
+                      f"{row['accuracy']:.1%} / {row['titled']:.1%} / {row['untitled']:.1%} / "
+                      f"{row['polar_docs']:.1%} / {row['neutral_docs']:.1%}")
     if args.json:
-        print(json.dumps(results, indent=2))
-    elif len(results) == 1:
-        print(format_table(results[0]))
-    elif results:
-        print(format_comparison(results))
-        for result in results:
-            print()
-            print(format_table(result))
+        for result in results.values():
+            result.pop("probs", None)
+        args.json.write_text(json.dumps(results, indent=2, default=str))
     return results
 
 

@@ -29,6 +29,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain help: options as the README spells them, without rich's "<bool>" on every flag
+    rich_markup_mode=None,
 )
 train_app = typer.Typer(help="Train the built-in models from the shared evaluation data.",
                         no_args_is_help=True)
@@ -50,6 +52,16 @@ def _quiet_env() -> None:
     install_redaction()  # HF_TOKEN and co. never reach a log line
 
 
+def _option_error(exc: ValidationError) -> str:
+    """A config validation error named as the command line spells the option."""
+    first = exc.errors()[0]
+    if first["loc"]:
+        option = "-".join(str(p) for p in first["loc"]).replace("_", "-")
+        return f"--{option}: {first['msg']}"
+    # a check across options: name them as the command line spells them
+    return first["msg"].removeprefix("Value error, ").replace("_", "-")
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     from rich.markup import escape
 
@@ -69,11 +81,13 @@ def run(
     output: Annotated[Path, typer.Option("--output", "-o",
                                          help="Dataset folder: documents/, rejects/, runs/.")]
     = Path("data"),
-    summarizer: Annotated[str, typer.Option(help="Summariser: 'extractive' (built-in, "
-                                                 "offline).")] = "extractive",
+    summarizer: Annotated[str, typer.Option(
+        help="Summariser: 'extractive' (built-in, offline), or a Hugging Face seq2seq model: "
+             "a Hub id or a local folder.")] = "extractive",
     sentiment_model: Annotated[str, typer.Option(
-        help="Sentiment model: 'minilm-lora' (built-in fine-tuned MiniLM) or 'minilm-head' "
-             "(built-in head on frozen embeddings).")] = "minilm-lora",
+        help="Sentiment model: 'minilm-lora' (built-in fine-tuned MiniLM), 'minilm-head' "
+             "(built-in head on frozen embeddings), or a Hugging Face text classifier: a Hub "
+             "id or a local folder.")] = "minilm-lora",
     batch_size: Annotated[int, typer.Option(help="Most documents per batch task.")] = 256,
     batch_chars: Annotated[int, typer.Option(
         help="Also close a batch at this many characters of raw text (0: no limit).")] = 250_000,
@@ -175,13 +189,7 @@ def run(
             report=report, backend=backend,
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        if first["loc"]:
-            option = "-".join(str(p) for p in first["loc"]).replace("_", "-")  # as typed
-            message = f"--{option}: {first['msg']}"
-        else:  # a check across options: name them as the command line spells them
-            message = first["msg"].removeprefix("Value error, ").replace("_", "-")
-        raise _fail(message, 2) from None
+        raise _fail(_option_error(exc), 2) from None
     if not config.input.exists():
         raise _fail(f"input not found: {config.input}", 2)
     from tasks.write import unwritable_reason
@@ -215,9 +223,53 @@ def run(
     try:
         with settings:
             summary = digest_for(config)(config)
+            if not PREFECT_API_URL.value():
+                _let_the_temporary_api_record(summary)
     except Exception as exc:  # noqa: BLE001 - one line for the user; Prefect logged the rest
         raise _fail(f"run failed: {type(exc).__name__}: {exc}") from None
     _print_summary(summary)
+
+
+def _let_the_temporary_api_record(summary: dict, timeout: float = 20.0) -> None:
+    """Wait until the temporary API has recorded this run's task runs.
+
+    Task runs reach the API as events that its recorder writes in batches; the temporary
+    server stops when this process exits, and a write cut short there prints a page of
+    traceback ("Error flushing … events") after the closing table. Short runs whose tasks
+    all end within a second (a rerun that skips everything) hit it most.
+    """
+    import time
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        TaskRunFilter,
+        TaskRunFilterState,
+        TaskRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    expected, flow_run_id = summary.get("task_runs"), summary.get("flow_run_id")
+    if not expected or not flow_run_id:
+        return
+    runs = FlowRunFilter(id=FlowRunFilterId(any_=[UUID(flow_run_id)]))
+    final = TaskRunFilter(state=TaskRunFilterState(type=TaskRunFilterStateType(
+        any_=[StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED])))
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            recorded, page = 0, 200
+            while True:
+                batch = client.read_task_runs(flow_run_filter=runs, task_run_filter=final,
+                                              limit=page, offset=recorded)
+                recorded += len(batch)
+                if len(batch) < page:
+                    break
+            if recorded >= expected:
+                return
+            time.sleep(0.25)
 
 
 def _task_run_lines(verbose: bool) -> None:
@@ -272,10 +324,10 @@ def _print_summary(summary: dict) -> None:
         out.print(f"report: {summary['report_path']}", highlight=False)
 
 
-def _training_data(sst2: Path, fpb: Path) -> Path | None:
+def _training_data(sst2: Path, fpb: Path, *more: Path) -> Path | None:
     """Check the training files exist (offline mode on); the SST-2 dev file beside, if any."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    for path in (sst2, fpb):
+    for path in (sst2, fpb, *more):
         if not path.is_file():
             raise _fail(f"training data not found: {path}", 2)
     dev = sst2.with_name("dev.tsv")
@@ -288,18 +340,32 @@ def train_sentiment(
     = Path("../shared/eval/sst2/train.tsv"),
     fpb: Annotated[Path, typer.Option(help="Financial PhraseBank TSV (sentence, label).")]
     = Path("../shared/eval/fpb_lowagree.tsv"),
+    sentfin: Annotated[Path | None, typer.Option(
+        help="SEntFiN 1.0 headlines TSV (text, label, entities); 'none' to leave out.")]
+    = Path("../shared/train/sentfin.tsv"),
+    tfns: Annotated[Path | None, typer.Option(
+        help="Twitter Financial News Sentiment train TSV; its validation split "
+             "(tfns_valid.tsv beside it) is only evaluated on. 'none' to leave out.")]
+    = Path("../shared/train/tfns_train.tsv"),
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write the adapter.")]
     = Path("tasks/assets/sentiment-lora"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
     sst2_rows: Annotated[int, typer.Option(help="SST-2 rows to train on.")] = 20_000,
     fpb_repeat: Annotated[int, typer.Option(help="Times the FPB train part is repeated.")] = 3,
+    epochs: Annotated[int, typer.Option(help="Passes over the training rows.")] = 2,
 ) -> None:
-    """Fine-tune the built-in `minilm-lora` sentiment model (LoRA on MiniLM, ~5 min on CPU)."""
-    dev = _training_data(sst2, fpb)
+    """Fine-tune the built-in `minilm-lora` sentiment model (LoRA on MiniLM; news, finance
+    and movie-review labels; about 20 min on 2 CPU cores)."""
+    news = {k: None if v is None or str(v) == "none" else v
+            for k, v in (("sentfin", sentfin), ("tfns", tfns))}
+    dev = _training_data(sst2, fpb, *[v for v in news.values() if v is not None])
     from tasks.train_sentiment import train_sentiment_model
 
-    metrics = train_sentiment_model(sst2, fpb, out_dir, seed=seed, sst2_rows=sst2_rows,
-                                    fpb_repeat=fpb_repeat, sst2_dev=dev)
+    valid = news["tfns"].with_name("tfns_valid.tsv") if news["tfns"] else None
+    metrics = train_sentiment_model(
+        sst2, fpb, out_dir, seed=seed, sst2_rows=sst2_rows, fpb_repeat=fpb_repeat,
+        epochs=epochs, sst2_dev=dev, sentfin=news["sentfin"], tfns_train=news["tfns"],
+        tfns_valid=valid if valid is not None and valid.is_file() else None)
     out.print_json(data=metrics)
 
 
@@ -379,8 +445,7 @@ def publish(
                                branch=branch, license=license, dry_run=dry_run,
                                staging_dir=staging_dir)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise _fail(f"--{'-'.join(str(p) for p in first['loc'])}: {first['msg']}", 2) from None
+        raise _fail(_option_error(exc), 2) from None
     if not config.data_dir.is_dir():
         raise _fail(f"data folder not found: {config.data_dir}", 2)
     from tasks.publish import PublishError, check_staging_dir, local_shards, preflight

@@ -221,6 +221,7 @@ def digest(config: DigestConfig) -> dict[str, Any]:
         total = min(total, config.limit)
 
     writer = DatasetWriter(output, run_id, config.shard_rows)
+    task_runs = 1  # load-models; then each batch's chain (for callers that wait on the API)
     written = rejected = 0
     reasons: Counter[str] = Counter()
     timings: Counter[str] = Counter()
@@ -260,8 +261,10 @@ def digest(config: DigestConfig) -> dict[str, Any]:
                 batch = intake.batch(seq, raw)
                 timings["ingest"] += time.perf_counter() - t_read
                 cleaned = clean_task.submit(batch, config.non_english, config.max_model_chars)
+                task_runs += 4
                 if near is not None:
                     cleaned = minhash_task.submit(cleaned)
+                    task_runs += 1
                 embedded = embed_task.submit(cleaned, models)
                 summarized = summarize_task.submit(embedded, models)
                 pending.append(sentiment_task.submit(summarized, models))
@@ -329,5 +332,5 @@ def digest(config: DigestConfig) -> dict[str, Any]:
                                           dry_run=config.publish_dry_run,
                                           branch=config.publish_branch,
                                           private=config.publish_private, **options))
-    return {**manifest, "manifest_path": str(path),
+    return {**manifest, "manifest_path": str(path), "task_runs": task_runs,
             "report_path": str(report_path) if report_path else None, "published": published}

@@ -36,7 +36,7 @@ DEFAULT_SENTIMENT = "minilm-lora"  # must be a BUILTIN_SENTIMENT key
 HEAD_DIR = ASSETS / "sentiment-head"
 LORA_NAME = "minilm-lora"
 LORA_DIR = ASSETS / "sentiment-lora"
-POOLINGS = ("mean", "polar")
+POOLINGS = ("mean", "polar", "news")
 
 
 @runtime_checkable
@@ -68,21 +68,54 @@ def build_head(arch: dict[str, Any]):
     return torch.nn.Sequential(torch.nn.Linear(dim, n_out))
 
 
-def pool_probs(probs: np.ndarray, pooling: str = "mean") -> np.ndarray:
-    """One (neg, neu, pos) row for a document from its sentences' rows.
+# "news": how much the title counts against the pooled body, the lead's extra weight, and
+# polar weighting of body sentences. Chosen on held-out data by
+# `python -m bench.sentiment_eval --pooling-grid` (bench/RESULTS.md).
+NEWS_POOLING: dict[str, float] = {"title_weight": 0.5, "lead_sentences": 2,
+                                  "lead_weight": 2.0, "polar": 1.0}
 
-    "mean" averages the sentences. "polar" weights each sentence by 1 - p_neutral, so the
-    few opinionated sentences of a long, mostly factual article are not drowned out; a
-    document whose sentences are all neutral stays neutral.
+
+def pool_probs(probs: np.ndarray, pooling: str = "mean", titled: bool = False,
+               params: dict[str, float] | None = None) -> np.ndarray:
+    """One (neg, neu, pos) row for a document from its units' rows (title first if `titled`).
+
+    "mean" averages every unit. "polar" weights each by 1 - p_neutral, so the few
+    opinionated sentences of a long, mostly factual article are not drowned out; a document
+    whose sentences are all neutral stays neutral. "news" (`NEWS_POOLING`) reads what carries
+    a news story: the title counts for `title_weight` of the result, the body for the rest,
+    pooled polar-weighted with its first `lead_sentences` weighted `lead_weight` times.
     """
     if pooling == "mean":
         pooled = probs.mean(axis=0)
     elif pooling == "polar":
-        weights = 1.0 - probs[:, 1] + 1e-6
-        pooled = (weights[:, None] * probs).sum(axis=0) / weights.sum()
+        pooled = _weighted(probs, 1.0 - probs[:, 1])
+    elif pooling == "news":
+        p = {**NEWS_POOLING, **(params or {})}
+        body = probs[1:] if titled else probs
+        pooled = probs[0] if titled else None
+        if len(body):
+            weights = (1.0 - body[:, 1]) if p["polar"] else np.ones(len(body))
+            weights = weights.copy()
+            weights[: int(p["lead_sentences"])] *= p["lead_weight"]
+            pooled_body = _weighted(body, weights)
+            pooled = (pooled_body if pooled is None else
+                      p["title_weight"] * pooled + (1 - p["title_weight"]) * pooled_body)
     else:
         raise ModelError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
     return pooled / pooled.sum()
+
+
+def _weighted(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    weights = weights + 1e-6
+    return (weights[:, None] * probs).sum(axis=0) / weights.sum()
+
+
+def document_units(doc: Document) -> tuple[list[str], bool]:
+    """What a document's sentiment is read from: its title (first, when it has one) and the
+    sentences the models read; and whether the first unit is the title."""
+    if doc.title and doc.title.strip():
+        return [doc.title, *doc.sentences], True
+    return list(doc.sentences), False
 
 
 def label_indices(probs: np.ndarray, band: float) -> np.ndarray:
@@ -240,6 +273,8 @@ class LoraSentiment:
         pool_probs(np.full((1, 3), 1 / 3), self.pooling)  # fail early on a bad name
         self.max_length = int(self.config["max_length"])
         self.temperature = float(self.config.get("temperature", 1.0))
+        # Trained with a fitted neutral band: labels follow the score (`label_indices`).
+        self.band = self.config.get("neutral_band")
         base_ref = resolve_encoder(DEFAULT_ENCODER)
         trained_on = self.config["base_model"]["revision"]
         if trained_on.split(";")[-1] != base_ref.revision.split(";")[-1]:
@@ -279,6 +314,8 @@ class LoraSentiment:
             "max_length": self.max_length,
             "pooling": self.pooling,
             "temperature": self.temperature,
+            "neutral_band": self.band,
+            **({"news_pooling": NEWS_POOLING} if self.pooling == "news" else {}),
             "lora": {"r": self.lora["r"], "alpha": self.lora["alpha"]},
             "base": self.config["base_model"]["name"],
         }
@@ -313,11 +350,13 @@ class LoraSentiment:
 
     def score(self, docs: list[Document]) -> list[Document]:
         # One encoder call for the whole batch of documents, split back per document.
-        probs = self.sentence_probs([s for d in docs for s in d.sentences])
+        units = [document_units(d) for d in docs]
+        probs = self.sentence_probs([s for texts, _ in units for s in texts])
         start = 0
-        for doc in docs:
-            n = len(doc.sentences)
-            set_sentiment(doc, pool_probs(probs[start : start + n], self.pooling) if n else None)
+        for doc, (texts, titled) in zip(docs, units, strict=True):
+            n = len(texts)
+            pooled = pool_probs(probs[start : start + n], self.pooling, titled) if n else None
+            set_sentiment(doc, pooled, self.band)
             start += n
         return docs
 

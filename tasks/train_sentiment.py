@@ -58,7 +58,7 @@ SST2_SUBSET_RULE = (
     "first `sst2_rows` taken (independent of file order and seed)"
 )
 FPB_CALIB_RULE = "FPB train-part rows with text_bucket(sentence) % 20 == 0 (never trained on)"
-POOLING = "mean"
+POOLING = "news"
 ECE_BINS = 15
 
 DEFAULTS: dict[str, Any] = {

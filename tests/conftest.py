@@ -9,12 +9,17 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+# The big evaluation data beside the checkout (../shared). Tests must not need it: a user's
+# clone has nothing beside it. Benchmarks (bench/) read it; tests use FIXTURES.
 SHARED = REPO.parent / "shared"
 SEEDS = REPO / "seeds"
+# Small committed inputs written for this project (Apache-2.0; see tests/data/README.md).
+FIXTURES = REPO / "tests" / "data" / "fixtures"
 
 
 @pytest.fixture(scope="session")
@@ -27,11 +32,3 @@ def prefect_harness():
         updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     ):
         yield
-
-
-@pytest.fixture(scope="session")
-def shared_eval() -> Path:
-    path = SHARED / "eval"
-    if not path.is_dir():
-        pytest.fail(f"shared evaluation data not found at {path} (it sits beside the checkout)")
-    return path

@@ -1,19 +1,32 @@
-"""Small inputs for the dedup, Dask and schedule tests, read from ../shared/eval (not copied)."""
+"""Small inputs for the dedup, Dask, resume, publish and schedule tests.
+
+Read from the committed fixture tests/data/fixtures/articles.jsonl: eight invented news
+articles of 300-810 words (`id`, `title`, `url`, `text`, `highlights`; Apache-2.0, see
+tests/data/README.md), so the tests need nothing beside the checkout.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from .conftest import SHARED
+from .conftest import FIXTURES
+
+ARTICLES = FIXTURES / "articles.jsonl"
+
+
+def articles() -> list[dict[str, str]]:
+    """Every fixture article, in file order, with all its fields."""
+    with ARTICLES.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
 
 
 def short_articles(n: int) -> list[dict[str, str]]:
-    """The `n` shortest CNN/DailyMail dev articles as {"id", "text"} (cheap to digest)."""
-    with (SHARED / "eval" / "cnndm" / "dev.jsonl").open() as fh:
-        rows = [json.loads(line) for line in fh]
-    rows.sort(key=lambda r: (len(r["article"].split()), r["id"]))
-    return [{"id": r["id"], "text": r["article"]} for r in rows[:n]]
+    """The `n` shortest fixture articles as {"id", "text"} (cheap to digest)."""
+    rows = sorted(articles(), key=lambda r: (len(r["text"].split()), r["id"]))
+    if len(rows) < n:
+        raise ValueError(f"{ARTICLES} holds {len(rows)} articles, not {n}")
+    return [{"id": r["id"], "text": r["text"]} for r in rows[:n]]
 
 
 def light_edit(text: str, n_edits: int, tag: str = "x") -> str:

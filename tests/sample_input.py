@@ -1,8 +1,9 @@
 """A small, varied input folder for tests that need a real digest output to look at.
 
-Real articles (the seed, a few CNN/DailyMail articles from ../shared/eval), a document with
-hostile markup and a URL in its title, dates from both a wire header and a `date` field,
-and inputs that become rejects, so that every part of the report has something to show.
+Articles (the seed, and a few of the invented news articles in tests/data/fixtures), a
+document with hostile markup and a URL in its title, dates from both a wire header and a
+`date` field, and inputs that become rejects, so that every part of the report has something
+to show.
 """
 
 from __future__ import annotations
@@ -11,24 +12,23 @@ import json
 import shutil
 from pathlib import Path
 
-from .conftest import SEEDS, SHARED
+from .conftest import SEEDS
+from .corpus import articles as fixture_articles
 
 HOSTILE = "<script>alert(1)</script>"
 URL = "https://example.com/markets"
-CNNDM_ARTICLES = 3
+FIXTURE_ARTICLES = 3
 ARTICLE_CHARS = 900
 
 
-def build_input(folder: Path, articles: int = CNNDM_ARTICLES) -> dict[str, int]:
+def build_input(folder: Path, articles: int = FIXTURE_ARTICLES) -> dict[str, int]:
     """Write the inputs into `folder`; returns the expected documents and rejects."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(next(SEEDS.glob("*.txt")), folder / "seed.txt")
-    lines = (SHARED / "eval" / "cnndm" / "dev.jsonl").read_text(encoding="utf-8").splitlines()
     records = []
-    for n, line in enumerate(lines[:articles]):
-        row = json.loads(line)
+    for n, row in enumerate(fixture_articles()[:articles]):
         # the opening paragraphs only: enough to summarise, and quick to score
-        opening = row["article"][:ARTICLE_CHARS].rsplit(". ", 1)[0] + "."
+        opening = row["text"][:ARTICLE_CHARS].rsplit(". ", 1)[0] + "."
         records.append({"id": row["id"], "text": opening, "url": row["url"],
                         "date": f"2015-04-0{n + 1}"})
     records.append({

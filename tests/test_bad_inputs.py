@@ -14,18 +14,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import REPO, SHARED
+from .conftest import REPO
+from .corpus import articles
 
 EXE = Path(sys.executable).with_name("textdigest")
 SENTINEL = "hf_SENTINELtokenValue0123456789abcdefXYZ"
 
 
 def _article(n: int = 0) -> str:
-    with (SHARED / "eval" / "cnndm" / "dev.jsonl").open() as fh:
-        for i, line in enumerate(fh):
-            if i == n:
-                return json.loads(line)["article"]
-    raise AssertionError("no such article")
+    return articles()[n]["text"]
 
 
 def _bad_folder(root: Path) -> dict[str, str | None]:

@@ -1,8 +1,9 @@
 """Any Hugging Face model: tiny seq2seq and classifier models built here, run for real.
 
 The models are random-weight but real (BART, T5, DistilBERT; tokenizers trained on news
-text; safetensors folders), with a 128-token input, so a 20,000-word document must be
-chunked and reduced. No Hub: an absent Hub id must fail fast with the ways out.
+text: the invented articles in tests/data/fixtures; safetensors folders), with a 128-token
+input, so a 20,000-word document must be chunked and reduced. No Hub: an absent Hub id must
+fail fast with the ways out.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tasks.summarize import load_summarizer
 
 from . import tiny_models as tiny
 from .conftest import REPO
+from .corpus import ARTICLES
 
 LONG_WORDS = 20_000
 STARS = {i: f"{i + 1} star" + ("s" if i else "") for i in range(5)}
@@ -38,12 +40,11 @@ EXE = Path(sys.executable).with_name("textdigest")
 
 
 @pytest.fixture(scope="session")
-def models(tmp_path_factory, shared_eval) -> dict[str, Path]:
+def models(tmp_path_factory) -> dict[str, Path]:
     """Folders of tiny models: bart, t5, clf2 (POSITIVE/NEGATIVE), clf3 (LABEL_0..2), stars,
     emotion (unmappable labels)."""
     root = tmp_path_factory.mktemp("tiny-models")
-    cnndm = shared_eval / "cnndm" / "dev.jsonl"
-    corpus = [json.loads(line)["article"] for line in cnndm.open(encoding="utf-8")]
+    corpus = tiny.news_articles(ARTICLES)
     bpe = tiny.train_tokenizer(corpus, "<s> $A </s>")
     out = {"bart": tiny.build_bart(root / "bart", bpe),
            "t5": tiny.build_t5(root / "t5", tiny.train_tokenizer(corpus, "$A </s>"))}
@@ -56,8 +57,12 @@ def models(tmp_path_factory, shared_eval) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def long_text(shared_eval) -> str:
-    return tiny.news_text(shared_eval / "cnndm" / "dev.jsonl", LONG_WORDS)
+def long_text() -> str:
+    """LONG_WORDS words of news: the fixture articles, one after another, taken again as
+    needed (the fixture holds about 4,100 words)."""
+    text = tiny.news_text(ARTICLES, LONG_WORDS)
+    assert len(text.split()) == LONG_WORDS
+    return text
 
 
 def _doc(text: str, doc_id: str = "d") -> Document:

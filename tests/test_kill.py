@@ -18,24 +18,20 @@ import pytest
 
 from flows.config import DigestConfig
 
-from .conftest import SHARED
+from .corpus import articles
 
 EXE = Path(sys.executable).with_name("textdigest")
 SEEDS = (1, 2, 3)
-N_ARTICLES = 10
+N_ARTICLES = 8  # the committed fixture articles
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
-    """Ten short articles (their first sentences) and two bad lines, as JSONL."""
+    """Eight short articles (their first sentences) and two bad lines, as JSONL."""
     path = tmp_path_factory.mktemp("kill-in") / "articles.jsonl"
     lines = []
-    with (SHARED / "eval" / "cnndm" / "dev.jsonl").open() as src:
-        for n, line in enumerate(src):
-            if n >= N_ARTICLES:
-                break
-            row = json.loads(line)
-            lines.append(json.dumps({"id": row["id"], "text": row["article"][:500]}))
+    for row in articles()[:N_ARTICLES]:
+        lines.append(json.dumps({"id": row["id"], "text": row["text"][:500]}))
     lines[3:3] = ["{not json", json.dumps({"id": "x", "text": 7})]
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -20,33 +20,30 @@ from flows.config import DigestConfig
 from tasks import onnx_backend
 from tasks.models import load_encoder, resolve_encoder
 from tasks.sentiment import LORA_NAME, load_sentiment
-from tasks.train_head import fpb_split, read_tsv
+from tasks.train_head import read_tsv
 
-from .conftest import SHARED
+from .conftest import FIXTURES
+from .corpus import articles
 
-EVAL = SHARED / "eval"
-
-
-@pytest.fixture(scope="module")
-def cnndm_rows() -> list[dict]:
-    lines = (EVAL / "cnndm" / "dev.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+NEWS_HEADLINES = FIXTURES.parent / "news_headlines.tsv"
 
 
 @pytest.fixture(scope="module")
-def sentences(cnndm_rows) -> list[str]:
+def sentences() -> list[str]:
     from tasks.clean import split_sentences
 
-    out = [s for r in cnndm_rows[:8] for s in split_sentences(r["article"])]
+    out = [s for r in articles() for s in split_sentences(r["text"])]
     return out[:150]
 
 
 @pytest.fixture(scope="module")
 def labelled() -> list[str]:
-    """100 SST-2 dev + 100 FPB held-out sentences."""
-    sst = [t for t, _ in read_tsv(EVAL / "sst2" / "dev.tsv")[:100]]
-    _, heldout = fpb_split(read_tsv(EVAL / "fpb_lowagree.tsv"))
-    return sst + [t for t, _ in heldout[:100]]
+    """The news-check headlines and the SST-2- and FPB-style fixture sentences (~300)."""
+    from tasks.sentiment_data import read_labelled
+
+    news = [t for t, _ in read_labelled(NEWS_HEADLINES)]
+    return (news + [t for t, _ in read_tsv(FIXTURES / "sst2_like.tsv")]
+            + [t for t, _ in read_tsv(FIXTURES / "fpb_like.tsv")])
 
 
 @pytest.mark.parametrize("quant", ["fp32", "int8"])
@@ -128,12 +125,12 @@ def test_cached_file_builds_once_and_never_leaves_a_partial_file(tmp_path, monke
     assert len(calls) == 1 and path.read_bytes() == b"ok"
 
 
-def test_flow_with_onnx_backend_matches_torch(prefect_harness, tmp_path, cnndm_rows):
+def test_flow_with_onnx_backend_matches_torch(prefect_harness, tmp_path):
     from flows.digest import digest
 
     src = tmp_path / "in.jsonl"
-    src.write_text("".join(json.dumps({"id": r["id"], "text": r["article"]}) + "\n"
-                           for r in cnndm_rows[:6]), encoding="utf-8")
+    src.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n"
+                           for r in articles()[:6]), encoding="utf-8")
     rows = {}
     for backend in ("torch", "onnx"):
         out = tmp_path / backend

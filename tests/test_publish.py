@@ -26,6 +26,7 @@ from flows.publish import PublishConfig
 from tasks import publish as steps
 
 from .conftest import REPO, SEEDS
+from .corpus import articles as fixture_articles
 
 EXE = Path(sys.executable).with_name("textdigest")
 SENTINEL = "hf_SENTINELtokenNEVERshown0123456789"
@@ -73,24 +74,24 @@ class RecordingHub:
                                oid=f"{n:040d}")
 
 
-def _digest_input(folder: Path, shared_eval: Path, articles: int) -> Path:
+def _digest_input(folder: Path, articles: int) -> Path:
     folder.mkdir(parents=True)
     shutil.copy(next(SEEDS.glob("*.txt")), folder / "seed.txt")
-    rows = [json.loads(line) for line in
-            (shared_eval / "cnndm" / "dev.jsonl").read_text().splitlines()[:articles]]
-    (folder / "cnn.jsonl").write_text("".join(
-        json.dumps({"id": r["id"], "text": r["article"]}) + "\n" for r in rows))
+    rows = fixture_articles()[:articles]
+    assert len(rows) == articles
+    (folder / "news.jsonl").write_text("".join(
+        json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in rows))
     (folder / "empty.txt").write_text("  \n")  # becomes a reject row
     return folder
 
 
 @pytest.fixture(scope="session")
-def digest_output(prefect_harness, tmp_path_factory, shared_eval):
-    """One real digest output: the seed article, 3 CNN articles, one reject."""
+def digest_output(prefect_harness, tmp_path_factory):
+    """One real digest output: the seed article, 3 fixture news articles, one reject."""
     from flows.digest import digest
 
     root = tmp_path_factory.mktemp("publish")
-    inp = _digest_input(root / "in", shared_eval, 3)
+    inp = _digest_input(root / "in", 3)
     out = root / "data"
     summary = digest(DigestConfig(input=inp, output=out, show_progress=False))
     assert summary["counts"]["written"] == 4 and summary["counts"]["rejected"] == 1
@@ -148,7 +149,7 @@ def test_dry_run_stages_a_card_that_load_dataset_reads_back_row_for_row(digest_o
         assert declared == Features.from_arrow_schema(table.schema)
         assert infos[sub]["splits"][0]["num_examples"] == table.num_rows
     assert card.data.license == "other" and card.data.size_categories == ["n<1K"]
-    assert card.data.language == ["en"]  # English wire and CNN copy
+    assert card.data.language == ["en"]  # English wire and news copy
     assert set(card.data.task_categories) == {"summarization", "text-classification"}
     # the body names each model with the revision the manifest recorded
     for model in summary["models"].values():
@@ -204,7 +205,7 @@ def test_validation_stops_on_missing_rows_and_on_wrong_features(output_copy, tmp
 
 
 def test_push_sends_new_shards_then_only_the_card(prefect_harness, output_copy, tmp_path,
-                                                  shared_eval, monkeypatch):
+                                                  monkeypatch):
     from flows.digest import digest
     from flows.publish import publish
 

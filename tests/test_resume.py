@@ -15,26 +15,20 @@ import pyarrow.parquet as pq
 
 from tasks.dedup import index_files
 
-from .conftest import SHARED
-from .corpus import light_edit
+from .corpus import articles, light_edit
 
 EXE = Path(sys.executable).with_name("textdigest")
-N_DOCS = 15
 N_EDITS = 3
+N_DOCS = len(articles()) + N_EDITS  # 8 fixture articles + 3 edited copies: 4 shards of <= 3
 
 
 def _articles(tmp_path: Path) -> Path:
-    """A JSONL input from the shared CNN/DailyMail sample (read from ../shared, not copied);
-    the last N_EDITS are lightly edited copies of the first ones (near-duplicates)."""
+    """A JSONL input of the fixture news articles (tests/data/fixtures/articles.jsonl), then
+    lightly edited copies of the first N_EDITS of them (near-duplicates)."""
     path = tmp_path / "articles.jsonl"
-    rows = []
-    with (SHARED / "eval" / "cnndm" / "dev.jsonl").open() as src:
-        for line in src:
-            if len(rows) >= N_DOCS - N_EDITS:
-                break
-            row = json.loads(line)
-            rows.append({"id": row["id"], "text": row["article"]})
+    rows = [{"id": r["id"], "text": r["text"]} for r in articles()]
     rows += [{"id": f"{r['id']}-edit", "text": light_edit(r["text"], 2)} for r in rows[:N_EDITS]]
+    assert len(rows) == N_DOCS
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 

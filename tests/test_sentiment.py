@@ -13,6 +13,8 @@ from tasks.models import ModelError, file_digest  # noqa: E402
 from tasks.record import SENTIMENT_LABELS, Document  # noqa: E402
 from tasks.sentiment import HEAD_DIR, SentimentModel, load_sentiment, pool_probs  # noqa: E402
 
+from .conftest import FIXTURES  # noqa: E402
+
 
 def _doc(*sentences: str) -> Document:
     text = " ".join(sentences)
@@ -98,22 +100,24 @@ def test_small_training_run_is_reproducible(tmp_path):
     from tasks.sentiment import EmbeddingHeadSentiment
     from tasks.train_head import fpb_split, read_tsv, train_sentiment_head
 
-    eval_dir = HEAD_DIR.parents[2].parent / "shared" / "eval"
-    sst2_rows = read_tsv(eval_dir / "sst2" / "train.tsv")[:300]
-    fpb_rows = read_tsv(eval_dir / "fpb_lowagree.tsv")[:100]
+    # Invented SST-2-style (text, 0/1) and FPB-style (sentence, negative/neutral/positive)
+    # rows in the two datasets' layouts: 100 and 60 rows (see tests/data/README.md).
+    sst2_rows = read_tsv(FIXTURES / "sst2_like.tsv")
+    fpb_rows = read_tsv(FIXTURES / "fpb_like.tsv")
+    assert (len(sst2_rows), len(fpb_rows)) == (100, 60)
     sst2 = tmp_path / "sst2.tsv"
     fpb = tmp_path / "fpb.tsv"
     sst2.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in sst2_rows))
     fpb.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in fpb_rows))
 
     train, heldout = fpb_split(fpb_rows)
-    assert len(train) + len(heldout) == 100 and train and heldout
+    assert len(train) + len(heldout) == 60 and train and heldout
     assert fpb_split(list(reversed(fpb_rows)))[0] == list(reversed(train))  # order-free rule
 
     runs = []
     for name in ("a", "b"):
         config = train_sentiment_head(sst2, fpb, tmp_path / name, seed=7, max_iter=30)
-        assert config["data"]["sst2_train"]["rows"] == 300
+        assert config["data"]["sst2_train"]["rows"] == 100
         assert config["data"]["fpb"]["train_rows"] == len(train)
         runs.append(load_file(str(tmp_path / name / "head.safetensors")))
     assert runs[0].keys() == runs[1].keys()

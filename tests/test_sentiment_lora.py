@@ -20,6 +20,8 @@ from tasks.sentiment import (  # noqa: E402
     load_sentiment,
 )
 
+from .conftest import FIXTURES  # noqa: E402
+
 
 def _doc(*sentences: str, doc_id: str = "d") -> Document:
     text = " ".join(sentences)
@@ -113,14 +115,16 @@ def test_provenance_carries_the_adapter_and_head_digests(model):
     assert params["lora"] == {"r": model.lora["r"], "alpha": model.lora["alpha"]}
 
 
-def test_tiny_training_run_writes_a_loadable_adapter(tmp_path, shared_eval):
+def test_tiny_training_run_writes_a_loadable_adapter(tmp_path):
     from safetensors.numpy import load_file
 
     from tasks.train_head import read_tsv
     from tasks.train_sentiment import train_sentiment_model
 
-    sst2_rows = read_tsv(shared_eval / "sst2" / "train.tsv")[:64]
-    fpb_rows = read_tsv(shared_eval / "fpb_lowagree.tsv")[:30]
+    # invented rows in the SST-2 and FPB layouts (see tests/data/README.md)
+    sst2_rows = read_tsv(FIXTURES / "sst2_like.tsv")[:64]
+    fpb_rows = read_tsv(FIXTURES / "fpb_like.tsv")[:30]
+    assert (len(sst2_rows), len(fpb_rows)) == (64, 30)
     sst2, fpb = tmp_path / "sst2.tsv", tmp_path / "fpb.tsv"
     sst2.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in sst2_rows))
     fpb.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in fpb_rows))

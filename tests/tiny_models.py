@@ -12,17 +12,26 @@ from pathlib import Path
 MAX_TOKENS = 128  # the input limit of every tiny model: long documents must be chunked
 
 
-def news_text(cnndm: Path, words: int) -> str:
-    """Concatenated CNN/DailyMail articles, about `words` words."""
+def news_articles(path: Path) -> list[str]:
+    """The article texts of a JSONL file: its `text` field (tests/data/fixtures/articles.jsonl)
+    or its `article` field (CNN/DailyMail layout, as the benchmarks read from ../shared)."""
+    with path.open(encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    return [row["text"] if "text" in row else row["article"] for row in rows]
+
+
+def news_text(path: Path, words: int) -> str:
+    """Concatenated articles of the JSONL file `path`, exactly `words` words (ending in a
+    full stop); the articles are taken again from the first when the file holds fewer words."""
+    articles = [a for a in news_articles(path) if a.split()]
+    if not articles:
+        raise ValueError(f"no article text in {path}")
     out: list[str] = []
     n = 0
-    with cnndm.open(encoding="utf-8") as fh:
-        for line in fh:
-            article = json.loads(line)["article"]
-            out.append(article)
-            n += len(article.split())
-            if n >= words:
-                break
+    while n < words:
+        article = articles[len(out) % len(articles)]
+        out.append(article)
+        n += len(article.split())
     text = " ".join(" ".join(out).split()[:words])
     return text if text.endswith(".") else text + "."
 

@@ -1,0 +1,123 @@
+"""The built-in sentiment model on news: the committed adapter, offline, one meaning per row.
+
+The news check (`tests/data/news_headlines.tsv`, written for this project) holds plainly
+negative and plainly positive headlines; the default model must give at least 90 % of each
+the right sign. The same check, with the other held-out figures, is in `bench.sentiment_eval`.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks.ingest import iter_items
+from tasks.record import Document
+from tasks.sentiment import LORA_DIR, LORA_NAME, LoraSentiment, label_indices
+from tasks.sentiment_data import read_labelled
+from tasks.steps import Batch, ModelNames, process_batch
+
+from .conftest import SEEDS
+
+DATA = Path(__file__).parent / "data"
+NEWS = read_labelled(DATA / "news_headlines.tsv")
+
+
+def _units(texts: list[str]) -> list[Document]:
+    return [Document(doc_id=str(i), source="t", raw_text=t, text=t, sentences=[t])
+            for i, t in enumerate(texts)]
+
+
+@pytest.fixture(scope="module")
+def offline_model():
+    """The default adapter loaded and used with every socket connection refused."""
+    real_connect = socket.socket.connect
+
+    def refuse(self, address):
+        raise OSError(f"network blocked in this test: {address}")
+
+    socket.socket.connect = refuse
+    try:
+        model = LoraSentiment(LORA_DIR, LORA_NAME)  # not the process cache: a fresh load
+        docs = model.score(_units([t for t, _ in NEWS]))
+    finally:
+        socket.socket.connect = real_connect
+    return model, docs
+
+
+def test_the_default_adapter_loads_and_scores_with_sockets_blocked(offline_model):
+    model, docs = offline_model
+    assert all(d.sentiment in ("negative", "neutral", "positive") for d in docs)
+    assert model.band is not None and 0 < model.band < 1
+
+
+@pytest.mark.parametrize("label", ["negative", "positive"])
+def test_news_headlines_get_the_right_sign(offline_model, label):
+    _, docs = offline_model
+    sign = -1 if label == "negative" else 1
+    rows = [(t, d) for (t, y), d in zip(NEWS, docs, strict=True) if y == label]
+    assert len(rows) >= 60
+    right = [np.sign(d.sentiment_score) == sign for _, d in rows]
+    wrong = [f"{d.sentiment_score:+.2f} {t}" for (t, d), ok in zip(rows, right, strict=True)
+             if not ok]
+    assert np.mean(right) >= 0.90, "\n".join(wrong)
+
+
+def _check_consistent(doc: Document, band: float) -> None:
+    score = doc.sentiment_score
+    assert score == pytest.approx(doc.sentiment_probs[2] - doc.sentiment_probs[0], abs=1e-6)
+    if doc.sentiment == "neutral":
+        assert abs(score) < band
+    elif doc.sentiment == "positive":
+        assert score >= band
+    else:
+        assert score <= -band
+
+
+def test_label_and_score_agree_by_construction(offline_model):
+    model, docs = offline_model
+    for doc in docs:
+        _check_consistent(doc, model.band)
+    # whole documents too: the seed and the headline-first articles through every step
+    items = [*iter_items(SEEDS), *iter_items(DATA / "headline_first")]
+    batch = process_batch(Batch(seq=0, docs=items, n_items=len(items)), ModelNames())
+    assert len(batch.docs) == len(items)
+    for doc in batch.docs:
+        _check_consistent(doc, model.band)
+    # a random sample of probability rows, straight through the rule
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet([1, 1, 1], size=2000)
+    labels, score = label_indices(probs, model.band), probs[:, 2] - probs[:, 0]
+    assert (np.abs(score[labels == 1]) < model.band).all()
+    assert (score[labels == 2] >= model.band).all() and (score[labels == 0] <= -model.band).all()
+
+
+def test_titles_carry_the_story(offline_model):
+    """A plainly negative headline over a neutral body reads negative, not neutral."""
+    model, _ = offline_model
+    body = ["The company employs about 4,000 people at three sites.",
+            "It was founded in 1962 and is based in the Midlands.",
+            "A spokesperson said further details would follow next week."]
+    titled = Document(doc_id="a", source="t", raw_text=" ".join(body), text=" ".join(body),
+                      sentences=body, title="Carmaker to cut 3,000 jobs as demand slumps")
+    plain = Document(doc_id="b", source="t", raw_text=" ".join(body), text=" ".join(body),
+                     sentences=list(body))
+    model.score([titled, plain])
+    assert titled.sentiment == "negative"
+    assert titled.sentiment_score < plain.sentiment_score
+
+
+def test_onnx_int8_and_torch_agree(offline_model):
+    from tasks.onnx_backend import load_onnx_sentiment
+
+    model, docs = offline_model
+    onnx_docs = load_onnx_sentiment(LORA_NAME).score(_units([t for t, _ in NEWS]))
+    torch_p = np.array([d.sentiment_probs for d in docs])
+    onnx_p = np.array([d.sentiment_probs for d in onnx_docs])
+    # int8 weights move probabilities a little; labels almost never
+    assert np.abs(torch_p - onnx_p).max() < 0.15
+    assert np.abs(torch_p - onnx_p).mean() < 0.02
+    same = np.mean([a.sentiment == b.sentiment for a, b in zip(docs, onnx_docs, strict=True)])
+    assert same >= 0.95
