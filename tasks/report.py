@@ -4,7 +4,9 @@ People would rather look than read Parquet metadata. This module reads an output
 (documents, rejects, run manifests), computes the figures, draws the plots with matplotlib
 (Agg, no display) and renders a single HTML file: plots are embedded as base64 PNG, the CSS
 is inline and nothing is loaded from the network, so the page opens offline and can be mailed
-or archived as is. All text that comes from the data is escaped: document text is untrusted.
+or archived as is. The page is a Jinja2 template (tasks/templates/report.html.j2) rendered
+with autoescaping, so all text that comes from the data is escaped, and its URLs are shown as
+text, never as links: document text is untrusted.
 
 Each stage is a plain function (`load_output`, `compute_stats`, `render_plots`,
 `render_html`, `write_report`) so it can be tested and reused without Prefect or the CLI.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import html
+import functools
 import io
 import json
 from collections import Counter
@@ -26,7 +28,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from jinja2 import Environment
 
+from tasks import templating
 from tasks.write import DOCUMENTS_DIR, REJECTS_DIR, RUNS_DIR, atomic_write_bytes
 
 TOP_N = 12  # bars in the agency and dateline charts
@@ -475,11 +479,8 @@ def render_plots(data: OutputData, stats: dict[str, Any]) -> list[Plot]:
 
 
 # ------------------------------------------------------------------------------------- HTML
-
-
-def esc(value: Any) -> str:
-    """HTML-escaped text; URLs in the data are defanged so the page holds no link at all."""
-    return html.escape("" if value is None else str(value), quote=True).replace("://", "&#58;//")
+# The page is tasks/templates/report.html.j2 (autoescaped, URLs defanged: tasks.templating);
+# the functions here only shape the numbers into what the template lays out.
 
 
 def _short(text: str, limit: int) -> str:
@@ -498,83 +499,30 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
-_CSS = """
-:root { --fg:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f5f7fa; --card:#fff;
-        --accent:#2c6e9b; --neg:#c0392b; --pos:#27ae60; }
-* { box-sizing:border-box; }
-body { margin:0; background:var(--bg); color:var(--fg);
-       font:15px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-header { background:#1f3b57; color:#fff; padding:28px 0 22px; }
-header h1 { margin:0 0 4px; font-size:26px; font-weight:600; }
-header p { margin:0; color:#c9d6e3; font-size:14px; }
-.wrap { max-width:1120px; margin:0 auto; padding:0 24px; }
-main.wrap { padding-top:24px; padding-bottom:40px; }
-section { background:var(--card); border:1px solid var(--line); border-radius:8px;
-          padding:18px 22px; margin:0 0 20px; }
-h2 { font-size:18px; margin:0 0 12px; font-weight:600; }
-h3 { font-size:15px; margin:16px 0 8px; color:var(--muted); font-weight:600; }
-.kpis { display:grid; grid-template-columns:repeat(auto-fit, minmax(150px, 1fr)); gap:12px; }
-.kpi { border:1px solid var(--line); border-radius:6px; padding:10px 14px; }
-.kpi .v { font-size:24px; font-weight:600; }
-.kpi .l { color:var(--muted); font-size:13px; }
-table { border-collapse:collapse; width:100%; font-size:14px; }
-th, td { text-align:left; padding:6px 10px; border-bottom:1px solid var(--line);
-         vertical-align:top; }
-th { color:var(--muted); font-weight:600; background:#fafbfc; }
-td { overflow-wrap:anywhere; }
-td:first-child { white-space:nowrap; overflow-wrap:normal; }
-table.docs { table-layout:fixed; }
-table.docs th:nth-child(1) { width:90px; } table.docs th:nth-child(2) { width:28%; }
-td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
-.grid2 { display:grid; grid-template-columns:1fr 1fr; gap:20px; }
-@media (max-width:800px) { .grid2 { grid-template-columns:1fr; } }
-figure { margin:0; }
-figure img { width:100%; height:auto; display:block; }
-figcaption { color:var(--muted); font-size:13px; margin-top:6px; }
-.note { color:var(--muted); font-style:italic; margin:6px 0; }
-.warn { color:var(--neg); }
-.label { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px;
-         color:#fff; }
-.label.negative { background:var(--neg); } .label.positive { background:var(--pos); }
-.label.neutral { background:#95a5a6; }
-.doc-title { font-weight:600; }
-.doc-meta { color:var(--muted); font-size:12px; }
-.summary { font-size:13.5px; }
-code { font-family:ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size:13px;
-       background:#f0f2f5; padding:1px 4px; border-radius:3px; word-break:break-all; }
-footer { color:var(--muted); font-size:12px; text-align:center; padding-bottom:24px; }
-"""
+@functools.cache
+def _templates() -> Environment:
+    return templating.environment(fmt=_fmt)
 
 
-def _kpi(value: Any, label: str) -> str:
-    return f'<div class="kpi"><div class="v">{esc(_fmt(value))}</div>' \
-           f'<div class="l">{esc(label)}</div></div>'
+def _overview(stats: dict[str, Any]) -> list[tuple[Any, str]]:
+    """The dataset's headline figures: (value, label) pairs."""
+    mean = stats["sentiment_score_mean"]
+    return [
+        (stats["documents"], "documents in the dataset"),
+        (stats["rejects"], "rejects in the dataset"),
+        (stats["runs"], "runs"),
+        (None if mean is None else f"{mean:+.2f}", "mean sentiment score"),
+        (stats["summary_words_median"], "median summary words"),
+        (stats["compression_median"], "median compression"),
+    ]
 
 
-def _table(headers: list[str], rows: list[list[Any]], numeric: set[int] | None = None) -> str:
-    numeric = numeric or set()
-    head = "".join(f'<th{" class=num" if i in numeric else ""}>{esc(h)}</th>'
-                   for i, h in enumerate(headers))
-    body = "".join(
-        "<tr>" + "".join(f'<td{" class=num" if i in numeric else ""}>{esc(_fmt(v))}</td>'
-                         for i, v in enumerate(row)) + "</tr>"
-        for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _latest_run_html(run: dict[str, Any] | None) -> str:
+def _latest_run(run: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The latest manifest as figures and table rows; None when there is no manifest."""
     if run is None:
-        return '<p class="note">No run manifest in runs/.</p>'
+        return None
     counts = run.get("counts") or {}
-    status = str(run.get("status", "?"))
-    kpis = "".join([
-        _kpi(counts.get("read"), "documents read"),
-        _kpi(counts.get("written"), "written"),
-        _kpi(counts.get("rejected"), "rejected"),
-        _kpi(counts.get("skipped_existing"), "skipped (already in output)"),
-        _kpi(run.get("docs_per_s"), "documents / s"),
-    ])
-    facts = [["run id", run.get("run_id")], ["status", status],
+    facts = [["run id", run.get("run_id")], ["status", str(run.get("status", "?"))],
              ["started", run.get("started_at")], ["finished", run.get("finished_at")],
              ["textdigest", run.get("textdigest_version")]]
     if run.get("error"):
@@ -583,94 +531,40 @@ def _latest_run_html(run: dict[str, Any] | None) -> str:
     for key in ("input", "output", "summarizer", "sentiment_model", "batch_size"):
         if key in config:
             facts.append([f"config: {key}", config[key]])
-    models = [[role, m.get("name"), m.get("revision")]
-              for role, m in (run.get("models") or {}).items() if isinstance(m, dict)]
-    timings = [[k, v] for k, v in (run.get("timings_s") or {}).items()]
-    reasons = [[k, v] for k, v in (run.get("rejects_by_reason") or {}).items()]
-    parts = [f'<div class="kpis">{kpis}</div>', '<div class="grid2"><div>',
-             "<h3>Run</h3>", _table(["", ""], facts)]
-    if models:
-        parts += ["<h3>Models</h3>", _table(["role", "name", "revision"], models)]
-    parts += ["</div><div>", "<h3>Timings (s; steps summed over batches, which overlap)</h3>",
-              _table(["step", "seconds"], timings, {1}) if timings
-              else '<p class="note">No timings.</p>',
-              "<h3>Rejects by reason (this run)</h3>",
-              _table(["reason", "rejects"], reasons, {1}) if reasons
-              else '<p class="note">No rejects in this run.</p>', "</div></div>"]
-    return "".join(parts)
+    return {
+        "kpis": [(counts.get("read"), "documents read"), (counts.get("written"), "written"),
+                 (counts.get("rejected"), "rejected"),
+                 (counts.get("skipped_existing"), "skipped (already in output)"),
+                 (run.get("docs_per_s"), "documents / s")],
+        "facts": facts,
+        "models": [[role, m.get("name"), m.get("revision")]
+                   for role, m in (run.get("models") or {}).items() if isinstance(m, dict)],
+        "timings": [[k, v] for k, v in (run.get("timings_s") or {}).items()],
+        "reasons": [[k, v] for k, v in (run.get("rejects_by_reason") or {}).items()],
+    }
 
 
-def _docs_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return '<p class="note">No scored documents.</p>'
-    out = ['<table class="docs"><thead><tr><th class=num>score</th><th>document</th>'
-           "<th>summary</th></tr></thead><tbody>"]
-    for r in rows:
-        label = str(r.get("sentiment") or "")
-        meta = " · ".join(esc(v) for v in (r.get("published_date"), r.get("dateline"),
-                                             r.get("agency"), r.get("source")) if v)
-        title = r.get("title") or "(untitled)"
-        out.append(
-            f'<tr><td class=num>{esc(_fmt(r.get("sentiment_score")))}<br>'
-            f'<span class="label {esc(label)}">{esc(label)}</span></td>'
-            f'<td><div class="doc-title">{esc(_short(title, 120))}</div>'
-            f'<div class="doc-meta">{meta}</div></td>'
-            f'<td class="summary">{esc(r.get("summary") or "")}</td></tr>')
-    out.append("</tbody></table>")
-    return "".join(out)
+def _doc_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of a documents table: score and label, short title, date/place/agency, summary."""
+    return [{"score": r.get("sentiment_score"), "label": str(r.get("sentiment") or ""),
+             "title": _short(r.get("title") or "(untitled)", 120),
+             "meta": [v for v in (r.get("published_date"), r.get("dateline"), r.get("agency"),
+                                  r.get("source")) if v],
+             "summary": r.get("summary") or ""}
+            for r in rows]
 
 
 def render_html(stats: dict[str, Any], plots: list[Plot], title: str) -> str:
     """The whole page as one string: inline CSS, embedded images, every data value escaped."""
-    generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    dates = stats["date_range"]
-    overview = "".join([
-        _kpi(stats["documents"], "documents in the dataset"),
-        _kpi(stats["rejects"], "rejects in the dataset"),
-        _kpi(stats["runs"], "runs"),
-        _kpi(None if stats["sentiment_score_mean"] is None
-             else f'{stats["sentiment_score_mean"]:+.2f}', "mean sentiment score"),
-        _kpi(stats["summary_words_median"], "median summary words"),
-        _kpi(stats["compression_median"], "median compression"),
-    ])
-    notes = []
-    if dates:
-        notes.append(f"Published {esc(dates[0])} to {esc(dates[1])} "
-                     f"({esc(_fmt(stats['dated_documents']))} documents dated).")
-    for bad in stats["unreadable_manifests"]:
-        notes.append(f'<span class="warn">Unreadable manifest: {esc(bad)}</span>')
-    body = [f'<section><h2>Overview</h2><div class="kpis">{overview}</div>',
-            *(f'<p class="note">{n}</p>' for n in notes)]
-    if not stats["documents"]:
-        body.append('<p class="note">This output holds no documents yet.</p>')
-    body.append("</section>")
-    body.append(f"<section><h2>Latest run</h2>{_latest_run_html(stats['latest_run'])}"
-                "</section>")
-    for plot in plots:
-        inner = (f'<figure><img alt="{esc(plot.title)}" '
-                 f'src="data:image/png;base64,{plot.png_base64}">'
-                 + (f"<figcaption>{esc(plot.caption)}</figcaption>" if plot.caption else "")
-                 + "</figure>"
-                 if plot.png_base64 else f'<p class="note">{esc(plot.note)}</p>')
-        body.append(f'<section id="{esc(plot.key)}"><h2>{esc(plot.title)}</h2>{inner}</section>')
-    optional = stats["optional_columns"]
-    if optional:
-        tables = "".join(f"<div><h3>{esc(name)}</h3>{_table(['value', 'documents'], rows, {1})}"
-                         "</div>" for name, rows in optional.items())
-        body.append(f'<section><h2>Other columns</h2><div class="grid2">{tables}</div></section>')
-    body.append(f'<section id="extremes"><h2>Most negative documents</h2>'
-                f'{_docs_table(stats["most_negative"])}'
-                f'<h2 style="margin-top:22px">Most positive documents</h2>'
-                f'{_docs_table(stats["most_positive"])}</section>')
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
-        f'<header><div class="wrap"><h1>{esc(title)}</h1>'
-        f"<p>Generated {esc(generated)} · self-contained: nothing is loaded from the network"
-        "</p></div></header>"
-        f'<main class="wrap">{"".join(body)}</main>'
-        '<footer class="wrap">textdigest report</footer></body></html>\n'
+    return _templates().get_template("report.html.j2").render(
+        title=title,
+        generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        stats=stats,
+        overview=_overview(stats),
+        latest=_latest_run(stats["latest_run"]),
+        plots=plots,
+        most_negative=_doc_rows(stats["most_negative"]),
+        most_positive=_doc_rows(stats["most_positive"]),
     )
 
 
