@@ -7,7 +7,8 @@ Each step is a plain function (the `publish` flow in `flows.publish` wraps them)
   and `README.md`. It lives outside the output, so a `data/**/*.parquet` glob over the output
   never sees a staged copy twice.
 - `build_card`: the dataset card (YAML `configs` and `dataset_info` derived from the shards'
-  Arrow schemas, statistics, models and revisions from the rows' provenance).
+  Arrow schemas, statistics, models and revisions from the rows' provenance), its text
+  rendered from the Markdown template tasks/templates/dataset_card.md.j2.
 - `validate_staged`: `datasets.load_dataset` on the staged folder must give back exactly the
   local rows and features before anything leaves the machine.
 - `plan_commit` / `push`: one commit with the shards the repo lacks and the refreshed card.
@@ -19,6 +20,7 @@ it: nothing here prints, logs or writes it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -35,7 +37,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
 import pyarrow.parquet as pq
+from jinja2 import Environment
 
+from tasks import templating
 from tasks.write import DOCUMENTS_DIR, REJECTS_DIR, atomic_write_bytes, atomic_write_json
 
 SUBSETS = (DOCUMENTS_DIR, REJECTS_DIR)  # Hub configs, named like the output's folders
@@ -76,13 +80,7 @@ MODEL_DATA_TERMS = {
     "minilm-lora": "SST-2 (no licence stated) and Financial PhraseBank (CC BY-NC-SA 3.0)",
     "minilm-head": "SST-2 (no licence stated) and Financial PhraseBank (CC BY-NC-SA 3.0)",
 }
-DEFAULT_LICENSE = "other"
-LICENSE_WHY = (
-    "The default licence is `other`: the `text`, `title` and `summary` columns come from the "
-    "source articles, whose terms are their publishers' and cannot be granted by this card; "
-    "the built-in sentiment models were trained on Financial PhraseBank (CC BY-NC-SA 3.0), "
-    "so treat their labels as non-commercial, share-alike. Publish with `--license` when "
-    "the terms of the sources are known.")
+DEFAULT_LICENSE = "other"  # why: the Licence section of tasks/templates/dataset_card.md.j2
 
 
 class PublishError(RuntimeError):
@@ -319,7 +317,17 @@ def _type_name(t: pa.DataType) -> str:
 
 
 def _md(value: Any) -> str:
+    """A value for a Markdown table cell: on one line, its pipes not column separators."""
     return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _count(value: int) -> str:
+    return f"{value:,}"
+
+
+@functools.cache
+def _templates() -> Environment:
+    return templating.environment(md=_md, count=_count, pct=_pct)
 
 
 def _card_yaml(repo_id: str, license: str, shards: list[Shard], schemas: dict[str, pa.Schema],
@@ -355,124 +363,70 @@ def build_card(repo_id: str, shards: list[Shard], *, license: str = DEFAULT_LICE
                branch: str = "main") -> Any:
     """The dataset card (`huggingface_hub.DatasetCard`), deterministic for a given output.
 
-    No timestamps: an unchanged output gives a byte-identical card.
+    No timestamps: an unchanged output gives a byte-identical card. The text is
+    tasks/templates/dataset_card.md.j2; the YAML header is `DatasetCardData.to_yaml()`.
     """
     from huggingface_hub import DatasetCard
 
     schemas = {s: sch for s in SUBSETS if (sch := subset_schema(shards, s)) is not None}
     st = dataset_stats(shards)
-    n = st["documents"]
     # detected ISO 639-1 codes, most rows first ("und" = undetermined is not a language)
     languages = [c for c, _ in st["languages"] if c and c != "und"] or ["en"]
-    data = _card_yaml(repo_id, license, shards, schemas, n, languages)
-    rev = "" if branch == "main" else f", revision={branch!r}"
-    at = repo_id if branch == "main" else f"{repo_id}@{branch}"
-    versions = sorted({r["textdigest_version"] for r in st["runs"]})
-    lines = [
-        f"# {pretty_name(repo_id)}", "",
-        f"News articles digested by textdigest ({', '.join(versions)}): each article "
-        "cleaned, its wire header parsed into date, dateline and agency, summarised, and "
-        "scored for sentiment (negative / neutral / positive) by transformer models. One "
-        "row per article in the `documents` configuration (the default)"
-        + ("; inputs that could not be processed are listed with their reason in the "
-           "`rejects` configuration." if REJECTS_DIR in schemas else "."), "",
-        "## Loading", "",
-        "```python", "from datasets import load_dataset", "",
-        f'ds = load_dataset("{repo_id}", split="train"{rev})',
-    ]
-    if REJECTS_DIR in schemas:
-        lines.append(f'rejects = load_dataset("{repo_id}", "rejects", split="train"{rev})')
-    lines += [
-        "```", "",
-        "DuckDB (`union_by_name`: shards of older runs may lack newer columns):", "",
-        "```sql", "SELECT agency, count(*) AS n, avg(sentiment_score) AS mean_sentiment",
-        f"FROM read_parquet('hf://datasets/{at}/data/documents/*.parquet', "
-        "union_by_name = true)", "GROUP BY agency ORDER BY n DESC;", "```", "",
-        "pandas:", "", "```python", "from datasets import load_dataset", "",
-        f'df = load_dataset("{repo_id}", split="train"{rev}).to_pandas()', "```", "",
-        "## Configurations", "",
-        "| configuration | rows | shards | Parquet size |", "|---|---|---|---|",
-    ]
+    data = _card_yaml(repo_id, license, shards, schemas, st["documents"], languages)
+    text = _templates().get_template("dataset_card.md.j2").render(
+        card_data=data.to_yaml(),
+        pretty_name=pretty_name(repo_id),
+        license=license,
+        default_license=DEFAULT_LICENSE,
+        stats=st,
+        **_loading_context(repo_id, branch),
+        **_layout_context(shards, schemas),
+        **_provenance_context(st["runs"]),
+    )
+    return DatasetCard(text)
+
+
+def _loading_context(repo_id: str, branch: str) -> dict[str, str]:
+    """How the code snippets name the dataset: `rev` argument and DuckDB's `repo@branch`."""
+    return {"repo_id": repo_id,
+            "rev": "" if branch == "main" else f", revision={branch!r}",
+            "at": repo_id if branch == "main" else f"{repo_id}@{branch}"}
+
+
+def _layout_context(shards: list[Shard], schemas: dict[str, pa.Schema]) -> dict[str, Any]:
+    """Configurations (rows, shards, size on disk) and the columns of each."""
+    configurations = []
     for subset in schemas:
         rows, _, disk = _split_bytes(shards, subset)
-        count = sum(s.subset == subset for s in shards)
-        lines.append(f"| `{subset}` | {rows:,} | {count} | {disk / 1e6:.2f} MB |")
-    lines += ["", "Columns of `documents`:", "", "| column | type | |", "|---|---|---|"]
-    for f in schemas[DOCUMENTS_DIR]:
-        lines.append(f"| `{f.name}` | {_type_name(f.type)} | "
-                     f"{_md(COLUMN_NOTES.get(f.name, ''))} |")
-    if REJECTS_DIR in schemas:
-        cols = ", ".join(f"`{f.name}`" for f in schemas[REJECTS_DIR])
-        lines += ["", f"Columns of `rejects`: {cols}."]
+        configurations.append({"subset": subset, "rows": rows, "bytes": disk,
+                               "shards": sum(s.subset == subset for s in shards)})
+    return {
+        "configurations": configurations,
+        "has_rejects": REJECTS_DIR in schemas,
+        "document_columns": [(f.name, _type_name(f.type), COLUMN_NOTES.get(f.name, ""))
+                             for f in schemas[DOCUMENTS_DIR]],
+        "reject_columns": [f.name for f in schemas[REJECTS_DIR]] if REJECTS_DIR in schemas
+        else [],
+    }
 
-    lines += ["", "## How it was produced", "",
-              "Each run of the `digest` Prefect flow appends shards named "
-              "`part-<run_id>-<n>.parquet`; every row's `provenance` names its run and "
-              "models. Runs in this dataset:", "",
-              "| run | rows | textdigest | summariser | sentiment model |",
-              "|---|---|---|---|---|"]
-    for r in st["runs"]:
-        m = r["models"]
-        lines.append(f"| `{r['run_id']}` | {r['rows']:,} | {r['textdigest_version']} | "
-                     f"{_md(m['summarizer']['name'])} | {_md(m['sentiment_model']['name'])} |")
-    lines += ["", "Models (name, revision, parameters):", ""]
-    seen: set[tuple[str, str, str | None, str | None]] = set()
-    for r in st["runs"]:
+
+def _provenance_context(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Runs, the distinct models they used, and what the card must say about those models."""
+    models: dict[tuple[str, str, str | None, str | None], dict[str, Any]] = {}
+    for r in runs:
         for role, m in r["models"].items():
-            key = (role, m["name"], m["revision"], m["params"])
-            if key in seen:
-                continue
-            seen.add(key)
-            lines.append(f"- {role.replace('_', ' ')}: `{m['name']}`, revision "
-                         f"`{m['revision']}`, parameters `{m['params']}`")
-
-    lines += ["", "## Statistics", "",
-              f"- documents: {n:,}; rejected inputs: {st['rejects']:,}",
-              "- sentiment: " + ", ".join(f"{label or 'none'} {c:,} ({_pct(c, n)})"
-                                          for label, c in st["sentiment"]),
-              f"- published dates: {st['date_min']} to {st['date_max']} "
-              f"({st['dated']:,} of {n:,} documents dated)" if st["dated"]
-              else f"- published dates: none parsed ({n:,} documents)",
-              f"- agency known for {st['with_agency']:,} of {n:,} documents"]
-    if st["languages"]:
-        lines.append("- languages detected: " + ", ".join(
-            f"{code or 'not recorded'} {c:,}" for code, c in st["languages"]))
-    if st["agencies"]:
-        lines += ["", "| agency | documents |", "|---|---|"]
-        lines += [f"| {_md(a)} | {c:,} |" for a, c in st["agencies"]]
-    if st["reject_reasons"]:
-        lines += ["", "| reject reason | inputs |", "|---|---|"]
-        lines += [f"| `{_md(r)}` | {c:,} |" for r, c in st["reject_reasons"]]
-
-    summarizers = {r["models"]["summarizer"]["name"] for r in st["runs"]}
-    sentiments = {r["models"]["sentiment_model"]["name"] for r in st["runs"]}
-    lines += ["", "## Limitations", ""]
-    if "extractive" in summarizers:
-        lines.append("- `extractive` summaries are 2–4 sentences copied from the article: "
-                     "faithful to it, but they can miss what the article builds up to.")
-    if summarizers - {"extractive"}:
-        lines.append("- Abstractive summaries are generated text: they can state things the "
-                     "article does not say. Check them before quoting.")
-    lines += [
-        "- Sentiment is a model's estimate for the whole article (the mean over its "
-        "sentences), not an annotation; most news is neutral and the label says so even when "
-        "`sentiment_score` leans one way.",
-    ]
-    for name in sorted(sentiments & MODEL_DATA_TERMS.keys()):
-        lines.append(f"- `{name}` learned from {MODEL_DATA_TERMS[name]}: movie reviews and "
-                     "financial news, not general news; expect errors on other domains.")
-    lines += [
-        "- `published_date`, `dateline` and `agency` are filled only where a wire header "
-        "(or an input field) gave them.",
-        "- `doc_id` is unique in the dataset; near-duplicates (the same story re-sent) can "
-        "remain unless `duplicate_of` marks them.",
-        "- `source` holds input file names from the publisher's machine.",
-        "", "## Licence", "", LICENSE_WHY if license == DEFAULT_LICENSE
-        else f"Published under `{license}` by its publisher. Note that the built-in "
-             "sentiment models were trained on Financial PhraseBank (CC BY-NC-SA 3.0).",
-        "",
-    ]
-    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+            models.setdefault((role, m["name"], m["revision"], m["params"]), m)
+    summarizers = {r["models"]["summarizer"]["name"] for r in runs}
+    sentiments = {r["models"]["sentiment_model"]["name"] for r in runs}
+    return {
+        "runs": runs,
+        "versions": sorted({r["textdigest_version"] for r in runs}),
+        "models": [(role, m) for (role, *_), m in models.items()],
+        "extractive_summaries": "extractive" in summarizers,
+        "abstractive_summaries": bool(summarizers - {"extractive"}),
+        "model_data_terms": [(name, MODEL_DATA_TERMS[name])
+                             for name in sorted(sentiments & MODEL_DATA_TERMS.keys())],
+    }
 
 
 def write_card(staging: Path, card: Any) -> Path:

@@ -1,0 +1,150 @@
+"""The report and dataset card templates, without Prefect or models: a tiny synthetic output.
+
+The report is HTML: whatever the data holds must come out as text (escaped, URLs not links),
+whatever the template says. The card is Markdown: nothing HTML-escaped, but a value cannot
+break a table or a line, and the YAML header has what the Hub reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.resources
+import json
+import tomllib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from tasks import publish, templating
+from tasks.record import Document, Reject, documents_to_table, rejects_to_table
+from tasks.report import Plot, compute_stats, load_output, render_html
+
+from .conftest import REPO
+
+SCRIPT = "<script>alert(1)</script>"
+EVIL = "https://evil.example/x"
+TITLE = f"{SCRIPT} Markets rally \"up\" & 'away' {EVIL}"
+SUMMARY = f"Shares rose. {SCRIPT} See {EVIL} for more."
+AGENCY = "Ag|ency <b>\nWire"  # a pipe and a newline for the card's table
+RUN = "20240102T030405-abcd"
+
+
+@pytest.fixture(scope="module")
+def output(tmp_path_factory) -> Path:
+    """One documents shard (two rows, one hostile), one rejects shard, one run manifest."""
+    root = tmp_path_factory.mktemp("templates")
+    for sub in ("documents", "rejects", "runs"):
+        (root / sub).mkdir()
+    docs = [
+        Document(doc_id="d1", source="feed.jsonl:1", raw_text="x", title=TITLE,
+                 text="Shares rose on Tuesday after strong results", summary=SUMMARY,
+                 published_date=dt.date(2024, 1, 2), dateline=f"{SCRIPT} CITY", agency=AGENCY,
+                 sentiment="positive", sentiment_score=0.7, sentiment_probs=(0.1, 0.1, 0.8)),
+        Document(doc_id="d2", source="feed.jsonl:2", raw_text="x", title="Quiet day",
+                 text="Nothing happened at all today", summary="Nothing happened.",
+                 sentiment="negative", sentiment_score=-0.4, sentiment_probs=(0.6, 0.3, 0.1)),
+    ]
+    model = {"name": "extractive", "revision": "r1", "params": "{}"}
+    prov = {"run_id": RUN, "textdigest_version": "0.1.0", "cleaner": "{}",
+            "processed_at": dt.datetime(2024, 1, 2, tzinfo=dt.UTC), "encoder": model,
+            "summarizer": model, "sentiment_model": {**model, "name": "minilm-lora"}}
+    pq.write_table(documents_to_table(docs, prov),
+                   root / "documents" / f"part-{RUN}-00000.parquet")
+    rejects = [Reject("empty.txt", "empty_text"), Reject("x.md", "odd|reason", SCRIPT)]
+    pq.write_table(rejects_to_table(rejects, RUN, dt.datetime(2024, 1, 2, tzinfo=dt.UTC)),
+                   root / "rejects" / f"part-{RUN}-00000.parquet")
+    (root / "runs" / f"{RUN}.json").write_text(json.dumps({
+        "run_id": RUN, "status": "failed", "started_at": "2024-01-02T03:04:05Z",
+        "error": f"boom {SCRIPT} {EVIL}", "counts": {"read": 4, "written": 2, "rejected": 2},
+        "docs_per_s": 1.5, "models": {"summarizer": {"name": SCRIPT, "revision": EVIL}},
+        "timings_s": {"clean": 0.25}, "rejects_by_reason": {SCRIPT: 1}}))
+    return root
+
+
+class _Page(HTMLParser):
+    """Tags, attribute values and the text of each `doc-title` / `summary` cell."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: set[str] = set()
+        self.attrs: list[str] = []
+        self.cells: dict[str, list[str]] = {"doc-title": [], "summary": []}
+        self._in: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        self.attrs += [v or "" for _, v in attrs]
+        self._in = next((c for _, c in attrs if c in self.cells), None)
+
+    def handle_data(self, data):
+        if self._in:
+            self.cells[self._in].append(data)
+            self._in = None
+
+
+def _report(output: Path) -> str:
+    stats = compute_stats(load_output(output))
+    plots = [Plot("sentiment", f"Sentiment {SCRIPT}", "iVBORw0KGgo=", "", f"caption {EVIL}"),
+             Plot("rejects", "Rejects", None, f"note {SCRIPT}")]
+    return render_html(stats, plots, title=f"report {SCRIPT}")
+
+
+def test_report_shows_document_text_as_text_never_markup_or_links(output):
+    page = _report(output)
+    assert "<script" not in page.lower() and "<b>" not in page
+    assert "https://" not in page and "href" not in page.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "https&#58;//evil.example/x" in page  # the URL as text
+    parsed = _Page()
+    parsed.feed(page)
+    assert parsed.tags.isdisjoint({"script", "a", "b", "link", "iframe"})
+    # what a reader sees is the data, unchanged: escaped on the way in, read back as text
+    assert TITLE in parsed.cells["doc-title"]
+    assert SUMMARY in parsed.cells["summary"]
+    assert not [v for v in parsed.attrs if "://" in v]  # no attribute holds a URL either
+    # the template still lays out the figures the tests of the real report read
+    assert '<div class="v">2</div><div class="l">documents in the dataset</div>' in page
+    assert page.count("<img ") == 1 and "note &lt;script&gt;" in page
+
+
+def test_templates_escape_html_only():
+    env = templating.environment()
+    assert env.autoescape("report.html.j2") is True
+    assert env.autoescape("report.css") is True  # anything not known to be Markdown
+    assert env.autoescape("dataset_card.md.j2") is False
+    assert env.from_string("{{ v }}").render(v=f"{SCRIPT} {EVIL}") == (
+        "&lt;script&gt;alert(1)&lt;/script&gt; https&#58;//evil.example/x")
+    assert env.from_string("[{{ v }}]").render(v=None) == "[]"
+
+
+def test_card_has_the_hub_header_and_markdown_neutralised_not_escaped(output):
+    from huggingface_hub import DatasetCard
+
+    card = publish.build_card("acme/news-digest", publish.local_shards(output))
+    text = str(card)
+    assert text.startswith("---\n")
+    front = yaml.safe_load(text.split("---\n")[1])
+    assert {"language", "license", "size_categories", "task_categories", "task_ids",
+            "pretty_name", "tags", "configs", "dataset_info"} <= set(front)
+    assert [c["config_name"] for c in front["configs"]] == ["documents", "rejects"]
+    assert [i["config_name"] for i in front["dataset_info"]] == ["documents", "rejects"]
+    assert front["license"] == "other" and front["pretty_name"] == "News digest"
+    assert DatasetCard(text).data.to_dict() == card.data.to_dict()  # the Hub reads it back
+
+    body = card.text
+    assert "# News digest" in body and "## Licence" in body
+    assert "| Ag\\|ency <b> Wire | 1 |" in body  # one table cell: pipe escaped, newline gone
+    assert "| `odd\\|reason` | 1 |" in body
+    assert "&lt;" not in body and "&#" not in body  # Markdown is not HTML-escaped
+    assert "read_parquet('hf://datasets/acme/news-digest/data/documents/*.parquet'" in body
+    assert f"| `{RUN}` | 2 | 0.1.0 | extractive | minilm-lora |" in body
+
+
+def test_templates_ship_as_package_data():
+    shipped = {p.name for p in (importlib.resources.files("tasks") / "templates").iterdir()}
+    assert {"report.html.j2", "report.css", "dataset_card.md.j2"} <= shipped
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "templates/*" in config["tool"]["setuptools"]["package-data"]["tasks"]
