@@ -5,7 +5,7 @@ pysbd slow (super-linear on long paragraphs) or the models choke on a giant "sen
 
 `--models` adds embed, summarise and sentiment (ONNX backend, as the product runs);
 `--cap N` (repeatable, 0 = none) runs every case at each `max_model_chars`, side by side:
-how the default cap (`tasks.clean.MAX_MODEL_CHARS`) was chosen.
+how the default cap (`tasks.steps.sentences.MAX_MODEL_CHARS`) was chosen.
 
 Cases: 2 MB with no punctuation or newlines, one 200,000-character sentence, 225,000
 characters of abbreviations ("Mr. Smith e.g. ", pysbd's worst case measured), 2 MB of
@@ -40,32 +40,25 @@ def main() -> None:
                         help="max_model_chars to compare (0: none); default: the built-in")
     args = parser.parse_args()
 
-    from tasks.clean import MAX_MODEL_CHARS
+    from tasks.pipeline import active_steps, run_step
     from tasks.record import Document
-    from tasks.steps import (
-        Batch,
-        ModelNames,
-        clean_batch,
-        embed_batch,
-        language_batch,
-        sentiment_batch,
-        summarize_batch,
-    )
+    from tasks.steps.base import Batch, StepSettings
+    from tasks.steps.sentences import MAX_MODEL_CHARS
 
-    models = ModelNames(backend="onnx")
     for cap in args.cap or [MAX_MODEL_CHARS]:
+        settings = StepSettings(max_model_chars=cap or None)  # the product's models (onnx)
+        steps = active_steps(settings)
+        if not args.models:
+            steps = [s for s in steps if s.name in ("clean", "language", "minhash")]
         for name, text in CASES.items():
             batch = Batch(seq=0, docs=[Document(doc_id=name, source=name, raw_text=text)])
             t0 = time.perf_counter()
-            batch = language_batch(clean_batch(batch, cap or None))
-            row = {"case": name, "chars": len(text), "max_model_chars": cap or None,
-                   "clean_s": round(time.perf_counter() - t0, 2)}
-            if args.models and batch.docs:
-                for step, fn in (("embed", embed_batch), ("summarize", summarize_batch),
-                                 ("sentiment", sentiment_batch)):
+            row = {"case": name, "chars": len(text), "max_model_chars": cap or None}
+            for step in steps:
+                if batch.docs:
                     t = time.perf_counter()
-                    batch = fn(batch, models)
-                    row[f"{step}_s"] = round(time.perf_counter() - t, 2)
+                    batch = run_step(step, batch, settings)
+                    row[f"{step.name}_s"] = round(time.perf_counter() - t, 2)
             row["total_s"] = round(time.perf_counter() - t0, 2)
             doc = batch.docs[0] if batch.docs else None
             row.update({"sentences": len(doc.sentences) if doc else None,

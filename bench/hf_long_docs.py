@@ -32,9 +32,9 @@ def main() -> None:
 
     import torch
 
-    from tasks.clean import split_sentences
+    from tasks.models.summarizers import load_summarizer
     from tasks.record import Document
-    from tasks.summarize import load_summarizer
+    from tasks.steps.sentences import split_sentences
     from tests import tiny_models as tiny
 
     corpus = [json.loads(line)["article"] for line in SHARED.open(encoding="utf-8")]

@@ -31,7 +31,7 @@ SST2_TRAIN = EVAL_DIR / "sst2" / "train.tsv"
 
 
 def sentence_pool() -> list[str]:
-    from tasks.train_head import read_tsv
+    from tasks.training.train_head import read_tsv
 
     pool = [t for t, _ in read_tsv(FPB)]
     pool += [t for t, _ in read_tsv(SST2_TRAIN) if len(t.split()) >= 6]

@@ -24,8 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
     from bench import sentiment_eval, summary_eval
-    from tasks.sentiment import BUILTIN_SENTIMENT, load_sentiment
-    from tasks.summarize import load_summarizer
+    from tasks.models.sentiment import BUILTIN_SENTIMENT, load_sentiment
+    from tasks.models.summarizers import load_summarizer
 
     print(f"# textdigest quality bench ({platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores)\n")

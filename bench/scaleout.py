@@ -28,12 +28,13 @@ def _articles() -> list[dict[str, str]]:
 
 
 def minhash_cost(arts: list[dict[str, str]]) -> dict[str, float]:
-    from tasks import dedup
+    from tasks.io import near_duplicates
+    from tasks.steps import minhash
 
     start = time.perf_counter()
-    sigs = [dedup.signature(a["text"]) for a in arts]
+    sigs = [minhash.signature(a["text"]) for a in arts]
     sign_s = time.perf_counter() - start
-    index = dedup.NearDupIndex(0.8)
+    index = near_duplicates.NearDupIndex(0.8)
     start = time.perf_counter()
     for art, sig in zip(arts, sigs, strict=True):
         index.add(art["id"], sig, index.match(art["id"], sig))
@@ -49,7 +50,8 @@ def runner_times(arts: list[dict[str, str]], workers: int) -> list[tuple[str, fl
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.config import DigestConfig
-    from flows.runners import digest_for, local_cluster_kwargs
+    from flows.digest import digest_for
+    from flows.runners import local_cluster_kwargs
 
     tmp = Path(tempfile.mkdtemp(prefix="scaleout-"))
     inp = tmp / "in.jsonl"

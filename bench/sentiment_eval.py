@@ -2,8 +2,8 @@
 
 Sets (labels by each model's own rule: the neutral band where it has one, else argmax):
 - SST-2 dev (872 movie-review sentences, negative/positive): the sign of `sentiment_score`.
-- Financial PhraseBank low-agreement held-out part (`tasks.train_head.fpb_split`), TFNS
-  validation split (2,388 finance tweets), SEntFiN held-out part (`tasks.sentiment_data`):
+- Financial PhraseBank low-agreement held-out part (`tasks.training.train_head.fpb_split`), TFNS
+  validation split (2,388 finance tweets), SEntFiN held-out part (`tasks.training.sentiment_data`):
   3-class accuracy, macro-F1, recall, confusion.
 - The news check (`tests/data/news_headlines.tsv`, written for this project): plainly
   negative and positive headlines; the share of each whose score has the right sign.
@@ -51,8 +51,8 @@ def require_shared() -> None:
 def load_sets() -> dict[str, tuple[list[str], np.ndarray]]:
     """Every evaluation set: texts and label indices (SST-2 and the news check: 0/1)."""
     from tasks.record import SENTIMENT_LABELS
-    from tasks.sentiment_data import read_labelled, sentfin_split
-    from tasks.train_head import fpb_split, read_tsv
+    from tasks.training.sentiment_data import read_labelled, sentfin_split
+    from tasks.training.train_head import fpb_split, read_tsv
 
     def three(rows):
         return [t for t, _ in rows], np.array([SENTIMENT_LABELS.index(y) for _, y in rows])
@@ -70,9 +70,9 @@ def load_sets() -> dict[str, tuple[list[str], np.ndarray]]:
 
 def score_units(model, texts: list[str]) -> tuple[np.ndarray, list[str]]:
     """(n, 3) probabilities and labels of `texts`, each a single-unit document."""
-    from tasks.embed import embed_sentences
-    from tasks.models import load_encoder
+    from tasks.models.encoder import load_encoder
     from tasks.record import Document
+    from tasks.steps.embed import embed_sentences
 
     docs = [Document(doc_id=str(i), source="bench", raw_text=t, text=t, sentences=[t])
             for i, t in enumerate(texts)]
@@ -86,7 +86,7 @@ def score_units(model, texts: list[str]) -> tuple[np.ndarray, list[str]]:
 def evaluate(model, sets: dict[str, tuple[list[str], np.ndarray]]) -> dict[str, Any]:
     """Figures of one model on every set, with the probabilities kept for pooling."""
     from tasks.record import SENTIMENT_LABELS
-    from tasks.train_head import three_class_metrics
+    from tasks.training.train_head import three_class_metrics
 
     out: dict[str, Any] = {"model": model.provenance(), "probs": {}}
     for name, (texts, y) in sets.items():
@@ -121,7 +121,7 @@ def _consistency(probs: dict[str, np.ndarray], model) -> int:
     band = getattr(model, "band", None)
     if band is None:
         return -1  # argmax models: not guaranteed, not counted
-    from tasks.sentiment import label_indices
+    from tasks.models.sentiment_base import label_indices
 
     bad = 0
     for p in probs.values():
@@ -139,8 +139,8 @@ def pooling_documents(seed: int = 7) -> list[dict[str, Any]]:
     documents: a neutral headline (or none), and 8 neutral sentences, or 6 neutral with one
     positive and one negative -> neutral. 200 of each kind.
     """
-    from tasks.sentiment_data import read_labelled, sentfin_split
-    from tasks.train_head import fpb_split, read_tsv
+    from tasks.training.sentiment_data import read_labelled, sentfin_split
+    from tasks.training.train_head import fpb_split, read_tsv
 
     rng = np.random.default_rng(seed)
     heads = sentfin_split(read_labelled(TRAIN_DIR / "sentfin.tsv"))[1]
@@ -176,8 +176,8 @@ POOLING_GRID = [("mean", {}), ("polar", {})] + [
 
 def pooling_grid(model, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Document accuracy (and per-kind) of each pooling on `docs`, one encoder pass."""
+    from tasks.models.sentiment_base import label_indices, pool_probs
     from tasks.record import SENTIMENT_LABELS
-    from tasks.sentiment import label_indices, pool_probs
 
     units = sorted({u for d in docs for u in ([d["title"]] if d["title"] else []) + d["sentences"]})
     probs, _ = score_units(model, units)
@@ -245,8 +245,8 @@ def format_confusions(result: dict[str, Any]) -> str:
 
 def load_variant(spec: str):
     """`NAME` (a built-in, torch), `NAME@onnx`, or `LABEL=FOLDER[@onnx]` (a LoRA folder)."""
-    from tasks.onnx_backend import _lora_class, load_onnx_sentiment
-    from tasks.sentiment import LoraSentiment, load_sentiment
+    from tasks.models.onnx_backend import _lora_class, load_onnx_sentiment
+    from tasks.models.sentiment import LoraSentiment, load_sentiment
 
     backend = "onnx" if spec.endswith("@onnx") else "torch"
     spec = spec.removesuffix("@onnx")

@@ -9,7 +9,7 @@ own id). Arms, each in its own child process (so each peak RSS is its own), one 
 - flow-torch / flow-onnx: the real `digest` Prefect flow (what `textdigest run` does: cleaning,
   language, MinHash, embeddings, extractive summary, sentiment, Parquet) from a JSONL file to
   a dataset folder, with the torch or onnx backend. Prefect's share is measured by running the
-  same steps as plain functions (`tasks.steps.process_batch`, same batches) in the same child.
+  same steps as plain functions (`tasks.pipeline.process_batch`, same batches) in the same child.
 
 Rates count processing only (models are loaded first, and timed apart); start-up is reported.
 Quality is measured apart from the timing: ROUGE-2 of each arm's summaries of the 100
@@ -66,7 +66,7 @@ def load_avg() -> str:
 
 
 def sst2_rows(limit: int | None) -> list[tuple[str, int]]:
-    from tasks.train_head import read_tsv
+    from tasks.training.train_head import read_tsv
 
     return [(t, int(label)) for t, label in read_tsv(SST2_DEV)][:limit]
 
@@ -101,8 +101,8 @@ def run_naive(input_path: Path, sst2_limit: int | None) -> dict[str, Any]:
     import pysbd
     from sentence_transformers import SentenceTransformer
 
-    from tasks.models import resolve_encoder
-    from tasks.sentiment import load_sentiment
+    from tasks.models.registry import resolve_encoder
+    from tasks.models.sentiment import load_sentiment
 
     t0 = time.perf_counter()
     encoder = SentenceTransformer(str(resolve_encoder().path), device="cpu")
@@ -177,17 +177,16 @@ def run_flow(input_path: Path, backend: str, batch_size: int, sst2_limit: int | 
 
 def plain_steps(input_path: Path, config, limit: int | None = None) -> float:
     """Seconds for the flow's steps as plain functions, one batch after another (no Prefect)."""
-    from tasks import dedup, ingest
-    from tasks.steps import Batch, process_batch
+    from tasks.io import ingest
+    from tasks.pipeline import Batch, process_batch
 
-    models = config.model_names()
+    settings = config.step_settings()  # the flow's steps (minhash included), from one list
     start = time.perf_counter()
     items = ingest.iter_items(input_path, config.ingest_options())
     for seq, raw in enumerate(ingest.batched(items, config.batch_size, limit,
                                              config.batch_chars)):
-        batch = process_batch(Batch(seq=seq, docs=[d for d in raw if hasattr(d, "raw_text")]),
-                              models)
-        dedup.sign_documents(batch.docs)
+        process_batch(Batch(seq=seq, docs=[d for d in raw if hasattr(d, "raw_text")]),
+                      settings)
     return time.perf_counter() - start
 
 

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 from rouge_score import rouge_scorer
 
-from tasks.embed import embed_sentences
-from tasks.models import DEFAULT_ENCODER, load_encoder
+from tasks.models.encoder import load_encoder
+from tasks.models.registry import DEFAULT_ENCODER
+from tasks.models.summarizers import ExtractiveSummarizer, Summarizer, load_summarizer
 from tasks.record import Document
-from tasks.summarize import ExtractiveSummarizer, Summarizer, load_summarizer
+from tasks.steps.embed import embed_sentences
 
 EVAL_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
 CNNDM_DEV = EVAL_DIR / "cnndm" / "dev.jsonl"
@@ -29,9 +30,9 @@ ROUGE_TYPES = ("rouge1", "rouge2", "rougeLsum")
 
 
 def _splitter():
-    """The pipeline's sentence splitter, or plain pysbd until tasks.clean exists."""
+    """The pipeline's sentence splitter, or plain pysbd until tasks.steps.sentences exists."""
     try:
-        from tasks.clean import split_sentences
+        from tasks.steps.sentences import split_sentences
     except ImportError:
         import pysbd
 
@@ -43,7 +44,7 @@ def _splitter():
 def _prepare(row: dict[str, Any], split) -> Document:
     doc = Document(doc_id=row["id"], source="cnndm", raw_text=row["article"])
     try:
-        from tasks.clean import clean_document
+        from tasks.steps.clean import clean_document
     except ImportError:
         clean_document = None
     if clean_document is not None:

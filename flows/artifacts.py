@@ -87,7 +87,7 @@ def summary_markdown(manifest: dict[str, Any], manifest_path: Path,
 @task(name="report", cache_policy=NO_CACHE)
 def report_task(output: Path) -> Path:
     """Render OUTPUT/report.html (a task, so the UI shows its time and any failure)."""
-    from tasks.report import write_report
+    from tasks.outputs.report import write_report
 
     return write_report(output)
 

@@ -47,7 +47,7 @@ def _quiet_env() -> None:
     os.environ.setdefault("PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS", "false")
     # Prefect's 20 s for the temporary API to start is short on a busy 2-core machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-    from tasks.secrets import install_redaction
+    from tasks.runtime.secrets import install_redaction
 
     install_redaction()  # HF_TOKEN and co. never reach a log line
 
@@ -65,7 +65,7 @@ def _option_error(exc: ValidationError) -> str:
 def _fail(message: str, code: int = 1) -> typer.Exit:
     from rich.markup import escape
 
-    from tasks.secrets import redact
+    from tasks.runtime.secrets import redact
 
     message = escape(" ".join(redact(message).split()))  # one line, no token, no markup
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # one line
@@ -192,12 +192,12 @@ def run(
         raise _fail(_option_error(exc), 2) from None
     if not config.input.exists():
         raise _fail(f"input not found: {config.input}", 2)
-    from tasks.write import unwritable_reason
+    from tasks.io.write import unwritable_reason
 
     if reason := unwritable_reason(config.output):  # before hours of work, not after
         raise _fail(f"output folder not writable: {config.output}: {reason}", 2)
 
-    from tasks.models import ModelError
+    from tasks.models.registry import ModelError
 
     try:  # load (and so validate) the models before any document is read
         models = config.model_names()
@@ -212,7 +212,7 @@ def run(
         temporary_settings,
     )
 
-    from flows.runners import digest_for
+    from flows.digest import digest_for
 
     _no_traceback_for_check_errors()
     # With no server configured each run starts a temporary API; heartbeats (for crash
@@ -359,7 +359,7 @@ def train_sentiment(
     news = {k: None if v is None or str(v) == "none" else v
             for k, v in (("sentfin", sentfin), ("tfns", tfns))}
     dev = _training_data(sst2, fpb, *[v for v in news.values() if v is not None])
-    from tasks.train_sentiment import train_sentiment_model
+    from tasks.training.train_sentiment import train_sentiment_model
 
     valid = news["tfns"].with_name("tfns_valid.tsv") if news["tfns"] else None
     metrics = train_sentiment_model(
@@ -383,7 +383,7 @@ def train_sentiment_head(
 ) -> None:
     """Train the built-in sentiment head on frozen MiniLM embeddings (reproducible)."""
     dev = _training_data(sst2, fpb)
-    from tasks.train_head import train_sentiment_head as train
+    from tasks.training.train_head import train_sentiment_head as train
 
     metrics = train(sst2, fpb, out_dir, seed=seed, cache_dir=cache_dir, sst2_dev=dev)
     out.print_json(data=metrics)
@@ -403,7 +403,7 @@ def report(
     negative and most positive documents. Images are embedded and nothing is loaded from
     the network, so the page opens offline.
     """
-    from tasks.report import ReportError, write_report
+    from tasks.outputs.report import ReportError, write_report
 
     try:
         path = write_report(data_dir, out_file)
@@ -448,7 +448,7 @@ def publish(
         raise _fail(_option_error(exc), 2) from None
     if not config.data_dir.is_dir():
         raise _fail(f"data folder not found: {config.data_dir}", 2)
-    from tasks.publish import PublishError, check_staging_dir, local_shards, preflight
+    from tasks.outputs.publish import PublishError, check_staging_dir, local_shards, preflight
 
     try:  # before Prefect starts: a wrong folder, no Hub or no token fails at once
         local_shards(config.data_dir)
@@ -506,7 +506,7 @@ def models_list() -> None:
     Any cached model (or a local folder with a config.json and safetensors weights) can be
     passed to `textdigest run --summarizer` (seq2seq) or `--sentiment-model` (classifier).
     """
-    from tasks.models import ASSETS, cached_hub_models, file_digest, resolve_encoder
+    from tasks.models.registry import ASSETS, cached_hub_models, file_digest, resolve_encoder
 
     encoder = resolve_encoder()
     table = Table(title="built-in models (no network needed)")
@@ -540,7 +540,7 @@ def models_pull(
     revision: Annotated[str | None, typer.Option(help="Branch, tag or commit.")] = None,
 ) -> None:
     """Download a Hub model (config, safetensors weights, tokenizer) into the local cache."""
-    from tasks.models import ModelError, pull_model
+    from tasks.models.registry import ModelError, pull_model
 
     try:
         path = pull_model(model_id, revision)

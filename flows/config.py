@@ -7,9 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tasks.clean import MAX_MODEL_CHARS
-from tasks.ingest import IngestOptions
-from tasks.steps import ModelNames
+from tasks.io.ingest import IngestOptions
+from tasks.models.names import ModelNames
+from tasks.steps.base import StepSettings
+from tasks.steps.sentences import MAX_MODEL_CHARS
 
 
 class DigestConfig(BaseModel):
@@ -130,8 +131,8 @@ class DigestConfig(BaseModel):
 
     @model_validator(mode="after")
     def _dtype_needs_a_hf_model(self) -> DigestConfig:
-        from tasks.sentiment import BUILTIN_SENTIMENT
-        from tasks.summarize import BUILTIN_SUMMARIZERS
+        from tasks.models.sentiment import BUILTIN_SENTIMENT
+        from tasks.models.summarizers import BUILTIN_SUMMARIZERS
 
         if self.summarizer in BUILTIN_SUMMARIZERS and self.sentiment_model in BUILTIN_SENTIMENT:
             if self.dtype != "float32":
@@ -145,8 +146,8 @@ class DigestConfig(BaseModel):
     @classmethod
     def _parse_label_map(cls, value: object) -> object:
         if isinstance(value, str):  # the command line's "A=negative,B=positive"
-            from tasks.hf_sentiment import parse_label_map
-            from tasks.models import ModelError
+            from tasks.models.hf_sentiment import parse_label_map
+            from tasks.models.registry import ModelError
 
             try:
                 return dict(parse_label_map(value)) or None
@@ -154,9 +155,15 @@ class DigestConfig(BaseModel):
                 raise ValueError(str(exc)) from None
         return value
 
+    def step_settings(self) -> StepSettings:
+        """What the steps read from this config (sent to workers with every batch)."""
+        return StepSettings(models=self.model_names(), max_model_chars=self.max_model_chars,
+                            non_english=self.non_english,
+                            near_duplicates=self.near_dup_threshold is not None)
+
     def model_names(self) -> ModelNames:
-        from tasks.sentiment import BUILTIN_SENTIMENT
-        from tasks.summarize import BUILTIN_SUMMARIZERS
+        from tasks.models.sentiment import BUILTIN_SENTIMENT
+        from tasks.models.summarizers import BUILTIN_SUMMARIZERS
 
         summarizer = {"revision": self.summarizer_revision, "num_beams": self.num_beams,
                       "max_new_tokens": self.max_new_tokens,

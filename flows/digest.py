@@ -1,7 +1,7 @@
 """The `digest` Prefect flow: raw text in, cleaned, summarised, sentiment-scored Parquet out.
 
-Tasks are thin wrappers over the plain step functions in `tasks.steps`; they run over
-batches of documents (never one task per document). Batches are submitted ahead of the
+Each step of `tasks.pipeline.STEPS` runs as a Prefect task of its name over a batch of
+documents (never one task per document). Batches are submitted ahead of the
 writer (at most `max_in_flight`), so reading, model work and writing overlap while memory
 stays bounded. Results are written in input order.
 """
@@ -32,27 +32,20 @@ from rich.progress import (
 
 from flows.artifacts import publish_run
 from flows.config import DigestConfig
-from flows.runners import digest_for, runs_elsewhere
-from tasks import dedup, ingest
-from tasks.malloc import pin_mmap_threshold
-from tasks.models import ModelError, package_version
-from tasks.record import Document, Reject, documents_to_table, rejects_to_table
-from tasks.secrets import install_redaction, redact
-from tasks.steps import (
-    Batch,
-    ModelNames,
-    clean_batch,
-    embed_batch,
-    language_batch,
-    sentiment_batch,
-    summarize_batch,
-)
-from tasks.write import (
+from flows.runners import runs_elsewhere, task_runner_for, thread_workers
+from tasks.io import ingest, near_duplicates
+from tasks.io.write import (
     DatasetWriter,
     existing_doc_ids,
     existing_reject_keys,
     remove_stale_temporaries,
 )
+from tasks.models.registry import ModelError, package_version
+from tasks.pipeline import STEPS, active_steps, run_step, setup_steps
+from tasks.record import Document, Reject, documents_to_table, rejects_to_table
+from tasks.runtime.malloc import pin_mmap_threshold
+from tasks.runtime.secrets import install_redaction, redact
+from tasks.steps.base import Batch, Step, StepSettings
 
 VERSION = package_version("textdigest")
 # Workers and `serve` import this module without the CLI: tokens stay out of their logs too.
@@ -70,8 +63,11 @@ def _load_may_recover(task: Any, task_run: Any, state: Any) -> bool:
 
 @task(name="load-models", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3,
       retry_condition_fn=_load_may_recover)
-def load_models(models: ModelNames, max_model_chars: int | None = None) -> dict[str, Any]:
-    """Load every model once in this process (retried: loading can fail transiently)."""
+def load_models(settings: StepSettings) -> dict[str, Any]:
+    """Set up every step once in this process (retried: loading can fail transiently) and
+    return the models' provenance for the rows."""
+    setup_steps(active_steps(settings), settings)
+    models = settings.models
     summarizer = models.load_summarizer()
     sentiment = models.load_sentiment()
     encoder = models.load_encoder()
@@ -88,37 +84,21 @@ def load_models(models: ModelNames, max_model_chars: int | None = None) -> dict[
         "sentiment_model": sentiment.provenance(),
         "cleaner": json.dumps({"ftfy": package_version("ftfy"),
                                "pysbd": package_version("pysbd"),
-                               "max_model_chars": max_model_chars}),
+                               "max_model_chars": settings.max_model_chars}),
     }
 
 
-@task(name="clean", cache_policy=NO_CACHE)
-def clean_task(batch: Batch, non_english: str = "keep",
-               max_model_chars: int | None = None) -> Batch:
-    """Clean, then detect the language (reject non-English when configured)."""
-    return language_batch(clean_batch(batch, max_model_chars), non_english)
+def _step_task(step: Step) -> Any:
+    """The Prefect task that runs `step` on one batch (named as the step)."""
+
+    def run(batch: Batch, settings: StepSettings, last: bool = False) -> Batch:
+        return run_step(step, batch, settings, last)
+
+    run.__doc__ = type(step).__doc__
+    return task(run, name=step.name, cache_policy=NO_CACHE)
 
 
-@task(name="embed", cache_policy=NO_CACHE)
-def embed_task(batch: Batch, models: ModelNames) -> Batch:
-    return embed_batch(batch, models)
-
-
-@task(name="summarize", cache_policy=NO_CACHE)
-def summarize_task(batch: Batch, models: ModelNames) -> Batch:
-    return summarize_batch(batch, models)
-
-
-@task(name="sentiment", cache_policy=NO_CACHE)
-def sentiment_task(batch: Batch, models: ModelNames) -> Batch:
-    return sentiment_batch(batch, models)
-
-
-@task(name="minhash", cache_policy=NO_CACHE)
-def minhash_task(batch: Batch) -> Batch:
-    """Near-duplicate signatures of the cleaned text, computed where the batch runs."""
-    dedup.sign_documents(batch.docs)
-    return batch
+STEP_TASKS: dict[str, Any] = {step.name: _step_task(step) for step in STEPS}
 
 
 def new_run_id(now: dt.datetime) -> str:
@@ -168,16 +148,6 @@ class _Intake:
         return Batch(seq=seq, docs=docs, rejects=rejects, n_items=len(items))
 
 
-def thread_workers(max_in_flight: int) -> int:
-    """Pool threads for `max_in_flight` batches plus the one being submitted.
-
-    Each batch is a chain of up to five tasks, and a task whose inputs are futures holds its
-    thread while it waits: a smaller pool runs the chains one after another, so the next
-    batch's cleaning (Python) never overlaps this batch's model passes (native, GIL released).
-    """
-    return 5 * (max_in_flight + 1)
-
-
 @flow(name="digest", task_runner=ThreadPoolTaskRunner(max_workers=thread_workers(2)),
       log_prints=False)
 def digest(config: DigestConfig) -> dict[str, Any]:
@@ -192,8 +162,10 @@ def digest(config: DigestConfig) -> dict[str, Any]:
         logger.info("running on the %r task runner in a subflow", config.task_runner)
         return digest_for(config)(config)
     flow_run_id = str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None
-    pin_mmap_threshold()  # memory stays flat over long runs (see tasks.malloc)
-    models = config.model_names()
+    pin_mmap_threshold()  # memory stays flat over long runs (see tasks.runtime.malloc)
+    settings = config.step_settings()
+    models = settings.models
+    steps = active_steps(settings)  # fails here, before any work, if a need is unmet
     output = config.output
     logger.info("run %s: %s -> %s (summarizer=%s, sentiment=%s, batch_size=%d, batch_chars=%s)",
                 run_id, config.input, output, models.summarizer, models.sentiment,
@@ -204,7 +176,7 @@ def digest(config: DigestConfig) -> dict[str, Any]:
 
         torch.set_num_threads(config.torch_threads)  # process-wide, as torch defines it
     t0 = time.perf_counter()
-    provenance = load_models(models, config.max_model_chars)
+    provenance = load_models(settings)
     load_s = time.perf_counter() - t0
 
     removed = remove_stale_temporaries(output)
@@ -212,7 +184,7 @@ def digest(config: DigestConfig) -> dict[str, Any]:
         logger.warning("removed %d temporary file(s) left by an interrupted run", len(removed))
     intake = _Intake(existing_doc_ids(output), existing_reject_keys(output))
     near = (None if config.near_dup_threshold is None
-            else dedup.load_index(output, config.near_dup_threshold, intake.done_ids))
+            else near_duplicates.load_index(output, config.near_dup_threshold, intake.done_ids))
     if near is not None:  # this run's signatures stream to disk, not memory
         near.open_run(output, run_id)
     opts = config.ingest_options()
@@ -260,14 +232,12 @@ def digest(config: DigestConfig) -> dict[str, Any]:
                                                              config.batch_chars)):
                 batch = intake.batch(seq, raw)
                 timings["ingest"] += time.perf_counter() - t_read
-                cleaned = clean_task.submit(batch, config.non_english, config.max_model_chars)
-                task_runs += 4
-                if near is not None:
-                    cleaned = minhash_task.submit(cleaned)
-                    task_runs += 1
-                embedded = embed_task.submit(cleaned, models)
-                summarized = summarize_task.submit(embedded, models)
-                pending.append(sentiment_task.submit(summarized, models))
+                future: Any = batch
+                for i, step in enumerate(steps):
+                    future = STEP_TASKS[step.name].submit(future, settings,
+                                                          last=i == len(steps) - 1)
+                task_runs += len(steps)
+                pending.append(future)
                 while len(pending) > config.max_in_flight:
                     drain(pending.popleft(), progress, bar)
                 t_read = time.perf_counter()
@@ -334,3 +304,9 @@ def digest(config: DigestConfig) -> dict[str, Any]:
                                           private=config.publish_private, **options))
     return {**manifest, "manifest_path": str(path), "task_runs": task_runs,
             "report_path": str(report_path) if report_path else None, "published": published}
+
+
+def digest_for(config: DigestConfig) -> Any:
+    """The `digest` flow, on the task runner `config` asks for."""
+    runner = task_runner_for(config)
+    return digest if runner is None else digest.with_options(task_runner=runner)

@@ -18,8 +18,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tasks import publish as steps
-from tasks.secrets import install_redaction
+from tasks.outputs import publish as steps
+from tasks.runtime.secrets import install_redaction
 
 # Workers import this module without the CLI: tokens stay out of their logs too.
 install_redaction()

@@ -1,10 +1,11 @@
 """Where the digest flow's batch tasks run: a thread pool (default) or a Dask cluster.
 
-A Prefect flow's task runner is fixed when the flow object is built: `textdigest run` builds
-the flow for the configured runner with `digest_for(config)`; a deployment or `serve` loads the
-flow as declared (threads), and the flow then reruns itself as a subflow on the configured
-runner (`runs_elsewhere`). On Dask, each worker process loads the models once (the `load_*`
-functions are cached per process) and keeps them for every batch it is given.
+A Prefect flow's task runner is fixed when the flow object is built: `textdigest run`
+builds the flow for the configured runner with `flows.digest.digest_for(config)`; a
+deployment or `serve` loads the flow as declared (threads), and the flow then reruns itself
+as a subflow on the configured runner (`runs_elsewhere`). On Dask, each worker process
+loads the models once (the `load_*` functions are cached per process) and keeps them for
+every batch it is given.
 """
 
 from __future__ import annotations
@@ -12,10 +13,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from prefect import Flow
     from prefect.task_runners import TaskRunner
 
     from flows.config import DigestConfig
+
+
+def thread_workers(max_in_flight: int) -> int:
+    """Pool threads for `max_in_flight` batches plus the one being submitted.
+
+    Each batch is a chain of one task per step, and a task whose inputs are futures holds its
+    thread while it waits: a smaller pool runs the chains one after another, so the next
+    batch's cleaning (Python) never overlaps this batch's model passes (native, GIL released).
+    """
+    from tasks.pipeline import STEPS
+
+    return len(STEPS) * (max_in_flight + 1)
 
 
 def local_cluster_kwargs(config: DigestConfig) -> dict[str, Any]:
@@ -32,7 +44,6 @@ def task_runner_for(config: DigestConfig) -> TaskRunner | None:
     the default `max_in_flight`)."""
     if config.task_runner == "threads":
         from flows.config import DigestConfig as Config
-        from flows.digest import thread_workers
 
         default = Config.model_fields["max_in_flight"].default
         if config.max_in_flight == default:
@@ -45,14 +56,6 @@ def task_runner_for(config: DigestConfig) -> TaskRunner | None:
     if config.dask_address:
         return DaskTaskRunner(address=config.dask_address)
     return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(config))
-
-
-def digest_for(config: DigestConfig) -> Flow:
-    """The `digest` flow, on the task runner `config` asks for."""
-    from flows.digest import digest
-
-    runner = task_runner_for(config)
-    return digest if runner is None else digest.with_options(task_runner=runner)
 
 
 def runs_elsewhere(config: DigestConfig, active: object) -> bool:

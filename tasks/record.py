@@ -46,10 +46,10 @@ class Document:
     sentiment: str | None = None
     sentiment_score: float | None = None
     sentiment_probs: tuple[float, float, float] | None = None
-    # dedup: doc_id of the earlier document this one nearly duplicates (tasks.dedup)
+    # dedup: doc_id of the earlier document this one nearly duplicates (tasks.io.near_duplicates)
     duplicate_of: str | None = None
     minhash: np.ndarray | None = None  # scratch: MinHash signature of `text`, never written
-    # language (tasks.language): ISO 639-1 code or "und", and the detector's probability
+    # language (tasks.steps.language): ISO 639-1 code or "und", and the detector's probability
     language: str | None = None
     language_score: float | None = None
     # how the summary was made: "extractive", "lead" (fallback) or "whole_text" (short text)
@@ -117,7 +117,7 @@ DOCUMENT_SCHEMA = pa.schema(
         pa.field("summary_chunks", pa.int32()),
         pa.field("meta", pa.string()),  # JSON object: input fields not mapped to a column
         pa.field("provenance", PROVENANCE, nullable=False),
-        pa.field("duplicate_of", pa.string()),  # near-duplicate of this doc_id (tasks.dedup)
+        pa.field("duplicate_of", pa.string()),  # near-duplicate of this doc_id
         pa.field("language", pa.string()),  # ISO 639-1, or "und" (too short / unsure)
         pa.field("language_score", pa.float32()),
         pa.field("summary_method", pa.string()),  # extractive / lead / whole_text

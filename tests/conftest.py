@@ -14,6 +14,9 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+# ONNX exports the tests make go to the checkout's pytest cache (ignored by git, cleared by
+# `pytest --cache-clear`), never into the user's ~/.cache/textdigest.
+os.environ.setdefault("TEXTDIGEST_CACHE", str(REPO / ".pytest_cache" / "textdigest"))
 # The big evaluation data beside the checkout (../shared). Tests must not need it: a user's
 # clone has nothing beside it. Benchmarks (bench/) read it; tests use FIXTURES.
 SHARED = REPO.parent / "shared"

@@ -17,8 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tasks.clean import Header, clean_document, clean_text, parse_header, split_sentences
 from tasks.record import Document
+from tasks.steps.clean import clean_document
+from tasks.steps.header import Header, parse_header
+from tasks.steps.sentences import split_sentences
+from tasks.steps.text import clean_text
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "seeds" / "000_2abde3e83e91c881.txt"
@@ -402,7 +405,7 @@ ABBREVIATION_CASES = [
 
 def test_fast_segmenter_splits_exactly_like_pysbd():
     """The pruned abbreviation pass must not change a single split (see `_FastEnglish`)."""
-    from tasks.clean import _segmenter, reference_segmenter
+    from tasks.steps.sentences import _segmenter, reference_segmenter
 
     paragraphs = list(ABBREVIATION_CASES)
     cnndm = MESSY.parent / "cnndm" / "dev.jsonl"

@@ -7,7 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.config import DigestConfig
-from flows.runners import digest_for, local_cluster_kwargs, task_runner_for
+from flows.digest import digest_for
+from flows.runners import local_cluster_kwargs, task_runner_for
 
 from .corpus import light_edit, short_articles, write_jsonl
 
@@ -37,7 +38,8 @@ def test_runner_choice_follows_the_config():
     # more batches in flight need more pool threads: each waiting task holds one
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from flows.digest import digest, thread_workers
+    from flows.digest import digest
+    from flows.runners import thread_workers
 
     assert digest.task_runner._max_workers == thread_workers(2)
     wide = task_runner_for(DigestConfig(max_in_flight=6))
@@ -82,10 +84,11 @@ def test_local_cluster_gives_the_rows_of_the_thread_pool(prefect_harness, cluste
 
     def load_counts() -> dict[str, tuple[int, int]]:
         """(loads, reuses) of each model loader's per-process cache in this worker."""
-        from tasks import models, onnx_backend, sentiment, summarize
+        from tasks.models import encoder, onnx_backend, sentiment
+        from tasks.models import summarizers as summarize
 
         return {f"{f.__module__}.{f.__name__}": (f.cache_info().misses, f.cache_info().hits)
-                for f in (models._load_encoder, sentiment._load_sentiment, summarize._load,
+                for f in (encoder._load_encoder, sentiment._load_sentiment, summarize._load,
                           onnx_backend._load_encoder, onnx_backend._load_sentiment)}
 
     with Client(cluster.scheduler_address) as client:

@@ -6,8 +6,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.config import DigestConfig
-from tasks import dedup
+from tasks.io import near_duplicates
 from tasks.record import Document
+from tasks.steps import minhash
 
 from .corpus import light_edit, short_articles, write_jsonl
 
@@ -19,12 +20,12 @@ def arts() -> list[dict[str, str]]:
 
 def test_edited_copy_scores_above_threshold_and_unrelated_below(arts):
     a, b = arts[0]["text"], arts[1]["text"]
-    sig_a = dedup.signature(a)
-    assert (dedup.signature(a) == sig_a).all()  # deterministic: no per-process seed
-    assert dedup.similarity(sig_a, dedup.signature(light_edit(a, 2))) >= 0.8
-    assert dedup.similarity(sig_a, dedup.signature(a.upper().replace(".", " ."))) == 1.0
-    assert dedup.similarity(sig_a, dedup.signature(b)) < 0.2
-    assert dedup.similarity(sig_a, dedup.signature(light_edit(a, 80))) < 0.2  # rewritten
+    sig_a = minhash.signature(a)
+    assert (minhash.signature(a) == sig_a).all()  # deterministic: no per-process seed
+    assert minhash.similarity(sig_a, minhash.signature(light_edit(a, 2))) >= 0.8
+    assert minhash.similarity(sig_a, minhash.signature(a.upper().replace(".", " ."))) == 1.0
+    assert minhash.similarity(sig_a, minhash.signature(b)) < 0.2
+    assert minhash.similarity(sig_a, minhash.signature(light_edit(a, 80))) < 0.2  # rewritten
 
 
 def test_index_flags_the_most_similar_original_and_indexes_originals_only(arts):
@@ -35,20 +36,20 @@ def test_index_flags_the_most_similar_original_and_indexes_originals_only(arts):
 
     docs = [doc("a", a), doc("b", arts[1]["text"]), doc("a-near", light_edit(a, 2)),
             doc("a-nearer", light_edit(a, 1)), doc("a-again", light_edit(a, 2, "y"))]
-    index = dedup.NearDupIndex(0.8)
+    index = near_duplicates.NearDupIndex(0.8)
     index.assign(docs)
     assert [d.duplicate_of for d in docs] == [None, None, "a", "a", "a"]
     assert sorted(index.originals) == ["a", "b"] and index.flagged == 3
     # the most similar original wins, whatever order the originals were indexed in
-    sigs = {"y-far": dedup.signature(light_edit(a, 12, "y")),
-            "x-mid": dedup.signature(light_edit(a, 4))}
-    close = dedup.signature(light_edit(a, 1, "q"))
+    sigs = {"y-far": minhash.signature(light_edit(a, 12, "y")),
+            "x-mid": minhash.signature(light_edit(a, 4))}
+    close = minhash.signature(light_edit(a, 1, "q"))
     for order in (["y-far", "x-mid"], ["x-mid", "y-far"]):
-        index = dedup.NearDupIndex(0.5)
+        index = near_duplicates.NearDupIndex(0.5)
         for key in order:
             index.add(key, sigs[key], None)
         assert index.match("z-close", close) == "x-mid"
-    strict = dedup.NearDupIndex(0.95)
+    strict = near_duplicates.NearDupIndex(0.95)
     strict.add("x-mid", sigs["x-mid"], None)
     assert strict.match("z-close", close) is None
     # text with no word characters is never anyone's duplicate
@@ -56,7 +57,7 @@ def test_index_flags_the_most_similar_original_and_indexes_originals_only(arts):
     index.assign(symbols)
     assert [d.duplicate_of for d in symbols] == [None, None]
     with pytest.raises(ValueError, match="threshold"):
-        dedup.NearDupIndex(0.0)
+        near_duplicates.NearDupIndex(0.0)
 
 
 def test_run_index_streams_to_a_hidden_file_that_save_seals_and_abort_removes(tmp_path, arts):
@@ -65,32 +66,32 @@ def test_run_index_streams_to_a_hidden_file_that_save_seals_and_abort_removes(tm
         return [Document(doc_id=f"{prefix}{i}", source="s", raw_text=t, text=t)
                 for i, t in enumerate(texts)]
 
-    index = dedup.NearDupIndex(0.8)
+    index = near_duplicates.NearDupIndex(0.8)
     index.FLUSH_ROWS = 2  # entries reach the file while the run goes on, not only at save
     index.open_run(tmp_path, "r1")
     first = docs("a")
     index.assign(first)
     hidden = tmp_path / "index" / ".minhash-r1.parquet.tmp"
-    assert hidden.stat().st_size > 0 and dedup.index_files(tmp_path) == []
+    assert hidden.stat().st_size > 0 and near_duplicates.index_files(tmp_path) == []
     path = index.save(tmp_path, "r1")
-    assert not hidden.exists() and dedup.index_files(tmp_path) == [path]
+    assert not hidden.exists() and near_duplicates.index_files(tmp_path) == [path]
     table = pq.read_table(path)
     assert table.column("doc_id").to_pylist() == [d.doc_id for d in first]
     assert table.column("duplicate_of").to_pylist() == [None, None, None, "a0"]
     # the file keeps the full 32-bit values (memory keeps 16 of them)
-    assert table.column("signature").to_pylist()[3] == dedup.signature(first[3].text).tolist()
-    loaded = dedup.load_index(tmp_path, 0.8, {d.doc_id for d in first})
+    assert table.column("signature").to_pylist()[3] == minhash.signature(first[3].text).tolist()
+    loaded = near_duplicates.load_index(tmp_path, 0.8, {d.doc_id for d in first})
     assert sorted(loaded.originals) == ["a0", "a1", "a2"]
-    assert loaded.match("z", dedup.signature(light_edit(arts[1]["text"], 1))) == "a1"
+    assert loaded.match("z", minhash.signature(light_edit(arts[1]["text"], 1))) == "a1"
 
-    failed = dedup.NearDupIndex(0.8)
+    failed = near_duplicates.NearDupIndex(0.8)
     failed.FLUSH_ROWS = 1
     failed.open_run(tmp_path, "r2")
     failed.assign(docs("b"))
     assert (tmp_path / "index" / ".minhash-r2.parquet.tmp").exists()
     failed.abort()  # a failed run: its entries may name rows that were never written
     assert sorted(p.name for p in (tmp_path / "index").iterdir()) == [path.name]
-    assert dedup.NearDupIndex(0.8).save(tmp_path, "r3") is None  # nothing recorded
+    assert near_duplicates.NearDupIndex(0.8).save(tmp_path, "r3") is None  # nothing recorded
 
 
 def _docs(out) -> dict[str, str | None]:
@@ -101,7 +102,7 @@ def _docs(out) -> dict[str, str | None]:
 
 
 def _index_ids(out) -> list[str]:
-    files = dedup.index_files(out)
+    files = near_duplicates.index_files(out)
     return [i for f in files for i in pq.read_table(f).column("doc_id").to_pylist()]
 
 
@@ -127,11 +128,11 @@ def test_near_duplicates_within_a_run_across_runs_and_after_a_lost_index(prefect
     assert not (out / "rejects").exists() or pq.read_table(out / "rejects").num_rows == 0
 
     # a rerun writes nothing new, flags nothing, adds no index file
-    files_before = dedup.index_files(out)
+    files_before = near_duplicates.index_files(out)
     third = digest(cfg)
     assert third["counts"] == {"read": 5, "written": 0, "rejected": 0, "skipped_existing": 5}
     assert third["near_duplicates"] == 0
-    assert dedup.index_files(out) == files_before
+    assert near_duplicates.index_files(out) == files_before
     assert sorted(_index_ids(out)) == sorted(_docs(out))
 
     # a run killed after sealing its shards but before its index file: the next run signs
@@ -164,17 +165,17 @@ def test_band_index_finds_the_candidates_datasketch_finds():
     from datasketch import MinHash, MinHashLSH
 
     rng = np.random.default_rng(3)
-    base = rng.integers(0, 2**32 - 1, size=(300, dedup.NUM_PERM), dtype=np.uint32)
+    base = rng.integers(0, 2**32 - 1, size=(300, minhash.NUM_PERM), dtype=np.uint32)
     near = base[rng.integers(0, 300, size=300)].copy()  # copies with 0-60 values changed
     for row, k in zip(near, rng.integers(0, 60, size=300), strict=True):
-        row[rng.choice(dedup.NUM_PERM, size=k, replace=False)] = rng.integers(0, 2**32 - 1, k)
+        row[rng.choice(minhash.NUM_PERM, size=k, replace=False)] = rng.integers(0, 2**32 - 1, k)
     sigs = np.concatenate([base, near])
-    reference = MinHashLSH(threshold=0.8, num_perm=dedup.NUM_PERM)
-    ours = dedup._BandIndex(reference.b, reference.r)
+    reference = MinHashLSH(threshold=0.8, num_perm=minhash.NUM_PERM)
+    ours = near_duplicates._BandIndex(reference.b, reference.r)
     ours.TAIL = 64  # exercise both the sorted run and the unsorted tail
-    perms = MinHash(num_perm=dedup.NUM_PERM, seed=dedup.SEED).permutations
+    perms = MinHash(num_perm=minhash.NUM_PERM, seed=minhash.SEED).permutations
     for i, sig in enumerate(sigs):
-        mh = MinHash(seed=dedup.SEED, hashvalues=sig.astype(np.uint64), permutations=perms)
+        mh = MinHash(seed=minhash.SEED, hashvalues=sig.astype(np.uint64), permutations=perms)
         assert sorted(ours.query(sig).tolist()) == sorted(reference.query(mh)), i
         reference.insert(i, mh)
         ours.insert(sig, i)

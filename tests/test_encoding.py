@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.ingest import IngestOptions, UndecodableError, decode_text, iter_items
+from tasks.io.ingest import IngestOptions, UndecodableError, decode_text, iter_items
 from tasks.record import Document, Reject
 
 SHORT_CP1252 = "The club paid £15.8m for the striker – a “record” fee."

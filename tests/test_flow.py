@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.config import DigestConfig
-from tasks.clean import split_sentences
 from tasks.record import DOCUMENT_SCHEMA
+from tasks.steps.sentences import split_sentences
 
 from .conftest import SEEDS
 

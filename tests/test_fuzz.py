@@ -12,9 +12,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.clean import MAX_SENTENCE_CHARS, clean_text, parse_header, split_sentences
-from tasks.ingest import IngestOptions, iter_items
+from tasks.io.ingest import IngestOptions, iter_items
 from tasks.record import Document, Reject
+from tasks.steps.header import parse_header
+from tasks.steps.sentences import MAX_SENTENCE_CHARS, split_sentences
+from tasks.steps.text import clean_text
 
 # Modest and without a deadline: the suite stays fast and no run fails on a slow machine;
 # no example database either (nothing written into the checkout).

@@ -22,13 +22,13 @@ import pytest
 from pydantic import ValidationError
 
 from flows.config import DigestConfig
-from tasks.chunking import TokenChunker
-from tasks.clean import split_sentences
-from tasks.hf_sentiment import label_mapping, parse_label_map
-from tasks.models import ModelError, cached_hub_models, resolve_model
+from tasks.models.chunking import TokenChunker
+from tasks.models.hf_sentiment import label_mapping, parse_label_map
+from tasks.models.registry import ModelError, cached_hub_models, resolve_model
+from tasks.models.sentiment import load_sentiment
+from tasks.models.summarizers import load_summarizer
 from tasks.record import SENTIMENT_LABELS, Document
-from tasks.sentiment import load_sentiment
-from tasks.summarize import load_summarizer
+from tasks.steps.sentences import split_sentences
 
 from . import tiny_models as tiny
 from .conftest import REPO

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.ingest import (
+from tasks.io.ingest import (
     IngestOptions,
     UndecodableError,
     batched,

@@ -11,7 +11,7 @@ import pytest
 
 PROBE = """
 import ctypes, sys
-from tasks.malloc import pin_mmap_threshold
+from tasks.runtime.malloc import pin_mmap_threshold
 class Info(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ("arena ordblks smblks hblks hblkhd usmblks "
                                                "fsmblks uordblks fordblks keepcost").split()]

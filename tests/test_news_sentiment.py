@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.ingest import iter_items
+from tasks.io.ingest import iter_items
+from tasks.models.sentiment import LORA_DIR, LORA_NAME, LoraSentiment
+from tasks.models.sentiment_base import label_indices
+from tasks.pipeline import process_batch
 from tasks.record import Document
-from tasks.sentiment import LORA_DIR, LORA_NAME, LoraSentiment, label_indices
-from tasks.sentiment_data import read_labelled
-from tasks.steps import Batch, ModelNames, process_batch
+from tasks.steps.base import Batch, StepSettings
+from tasks.training.sentiment_data import read_labelled
 
 from .conftest import SEEDS
 
@@ -82,7 +84,7 @@ def test_label_and_score_agree_by_construction(offline_model):
         _check_consistent(doc, model.band)
     # whole documents too: the seed and the headline-first articles through every step
     items = [*iter_items(SEEDS), *iter_items(DATA / "headline_first")]
-    batch = process_batch(Batch(seq=0, docs=items, n_items=len(items)), ModelNames())
+    batch = process_batch(Batch(seq=0, docs=items, n_items=len(items)), StepSettings())
     assert len(batch.docs) == len(items)
     for doc in batch.docs:
         _check_consistent(doc, model.band)
@@ -110,7 +112,7 @@ def test_titles_carry_the_story(offline_model):
 
 
 def test_onnx_int8_and_torch_agree(offline_model):
-    from tasks.onnx_backend import load_onnx_sentiment
+    from tasks.models.onnx_backend import load_onnx_sentiment
 
     model, docs = offline_model
     onnx_docs = load_onnx_sentiment(LORA_NAME).score(_units([t for t, _ in NEWS]))

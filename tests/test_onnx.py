@@ -17,10 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.config import DigestConfig
-from tasks import onnx_backend
-from tasks.models import load_encoder, resolve_encoder
-from tasks.sentiment import LORA_NAME, load_sentiment
-from tasks.train_head import read_tsv
+from tasks.models import onnx_backend
+from tasks.models.encoder import load_encoder
+from tasks.models.registry import resolve_encoder
+from tasks.models.sentiment import LORA_NAME, load_sentiment
+from tasks.training.train_head import read_tsv
 
 from .conftest import FIXTURES
 from .corpus import articles
@@ -30,7 +31,7 @@ NEWS_HEADLINES = FIXTURES.parent / "news_headlines.tsv"
 
 @pytest.fixture(scope="module")
 def sentences() -> list[str]:
-    from tasks.clean import split_sentences
+    from tasks.steps.sentences import split_sentences
 
     out = [s for r in articles() for s in split_sentences(r["text"])]
     return out[:150]
@@ -39,7 +40,7 @@ def sentences() -> list[str]:
 @pytest.fixture(scope="module")
 def labelled() -> list[str]:
     """The news-check headlines and the SST-2- and FPB-style fixture sentences (~300)."""
-    from tasks.sentiment_data import read_labelled
+    from tasks.training.sentiment_data import read_labelled
 
     news = [t for t, _ in read_labelled(NEWS_HEADLINES)]
     return (news + [t for t, _ in read_tsv(FIXTURES / "sst2_like.tsv")]
@@ -92,7 +93,7 @@ def test_export_is_cached_and_reused(tmp_path, monkeypatch, sentences):
 def test_cached_sentiment_graph_skips_the_torch_model(tmp_path, monkeypatch, labelled):
     """Only the first load (no cached graph) merges the LoRA weights in torch, to export."""
     monkeypatch.setenv(onnx_backend.CACHE_ENV, str(tmp_path))
-    from tasks.sentiment import LORA_DIR, LoraSentiment
+    from tasks.models.sentiment import LORA_DIR, LoraSentiment
 
     cls = onnx_backend._lora_class()
     loads: list[int] = []

@@ -23,7 +23,7 @@ from huggingface_hub import CommitOperationAdd, DatasetCard
 
 from flows.config import DigestConfig
 from flows.publish import PublishConfig
-from tasks import publish as steps
+from tasks.outputs import publish as steps
 
 from .conftest import REPO, SEEDS
 from .corpus import articles as fixture_articles

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.config import DigestConfig
+from tasks.outputs.report import ReportError, compute_stats, load_output, write_report
 from tasks.record import Document, documents_to_table
-from tasks.report import ReportError, compute_stats, load_output, write_report
 
 from .conftest import REPO
 from .sample_input import HOSTILE, URL, build_input
@@ -215,7 +215,7 @@ def test_no_report_unless_asked_and_the_link_artifact_is_left_out(prefect_harnes
 
 
 def test_long_date_spans_get_coarser_periods():
-    from tasks.report import MAX_PERIODS, _date_buckets
+    from tasks.outputs.report import MAX_PERIODS, _date_buckets
 
     start = dt.date(2020, 1, 1)
     for days, unit in ((30, "day"), (200, "week"), (900, "month"), (3000, "quarter")):

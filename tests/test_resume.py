@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from tasks.dedup import index_files
+from tasks.io.near_duplicates import index_files
 
 from .corpus import articles, light_edit
 

@@ -9,9 +9,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 
-from tasks.models import ModelError, file_digest  # noqa: E402
+from tasks.models.registry import ModelError, file_digest  # noqa: E402
+from tasks.models.sentiment import HEAD_DIR, load_sentiment
+from tasks.models.sentiment_base import SentimentModel, pool_probs  # noqa: E402
 from tasks.record import SENTIMENT_LABELS, Document  # noqa: E402
-from tasks.sentiment import HEAD_DIR, SentimentModel, load_sentiment, pool_probs  # noqa: E402
 
 from .conftest import FIXTURES  # noqa: E402
 
@@ -50,8 +51,8 @@ def test_polarity_of_clear_sentences(model):
 
 
 def test_precomputed_embeddings_match_self_encoding(model):
-    from tasks.embed import embed_sentences
-    from tasks.models import load_encoder
+    from tasks.models.encoder import load_encoder
+    from tasks.steps.embed import embed_sentences
 
     a = _doc("Net sales increased by 18 percent.", "The board proposed a dividend.")
     b = _doc("Net sales increased by 18 percent.", "The board proposed a dividend.")
@@ -97,8 +98,8 @@ def test_pooling_keeps_a_distribution():
 def test_small_training_run_is_reproducible(tmp_path):
     from safetensors.numpy import load_file
 
-    from tasks.sentiment import EmbeddingHeadSentiment
-    from tasks.train_head import fpb_split, read_tsv, train_sentiment_head
+    from tasks.models.sentiment import EmbeddingHeadSentiment
+    from tasks.training.train_head import fpb_split, read_tsv, train_sentiment_head
 
     # Invented SST-2-style (text, 0/1) and FPB-style (sentence, negative/neutral/positive)
     # rows in the two datasets' layouts: 100 and 60 rows (see tests/data/README.md).

@@ -9,16 +9,16 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 
-from tasks.models import file_digest  # noqa: E402
-from tasks.record import SENTIMENT_LABELS, Document  # noqa: E402
-from tasks.sentiment import (  # noqa: E402
+from tasks.models.registry import file_digest  # noqa: E402
+from tasks.models.sentiment import (
     DEFAULT_SENTIMENT,
     LORA_DIR,
     LORA_NAME,
     LoraSentiment,
-    SentimentModel,
     load_sentiment,
 )
+from tasks.models.sentiment_base import SentimentModel
+from tasks.record import SENTIMENT_LABELS, Document  # noqa: E402
 
 from .conftest import FIXTURES  # noqa: E402
 
@@ -118,8 +118,8 @@ def test_provenance_carries_the_adapter_and_head_digests(model):
 def test_tiny_training_run_writes_a_loadable_adapter(tmp_path):
     from safetensors.numpy import load_file
 
-    from tasks.train_head import read_tsv
-    from tasks.train_sentiment import train_sentiment_model
+    from tasks.training.train_head import read_tsv
+    from tasks.training.train_sentiment import train_sentiment_model
 
     # invented rows in the SST-2 and FPB layouts (see tests/data/README.md)
     sst2_rows = read_tsv(FIXTURES / "sst2_like.tsv")[:64]
@@ -157,7 +157,7 @@ def test_onnx_export_matches_torch(model, tmp_path):
     import numpy as np
     import onnxruntime as ort
 
-    from tasks.onnx_export import export_sentiment, onnx_logits
+    from tasks.models.onnx_export import export_sentiment, onnx_logits
 
     path = export_sentiment(model, tmp_path / "sentiment.onnx")
     assert path.is_file() and not list(tmp_path.glob(".*.tmp"))

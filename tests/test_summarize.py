@@ -9,15 +9,16 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 
-from tasks.embed import embed_sentences  # noqa: E402
-from tasks.models import DEFAULT_ENCODER, ModelError, load_encoder  # noqa: E402
-from tasks.record import Document  # noqa: E402
-from tasks.summarize import (  # noqa: E402
+from tasks.models.encoder import load_encoder  # noqa: E402
+from tasks.models.registry import DEFAULT_ENCODER, ModelError
+from tasks.models.summarizers import (
     ExtractiveSummarizer,
     Summarizer,
     load_summarizer,
     rejection_reason,
 )
+from tasks.record import Document  # noqa: E402
+from tasks.steps.embed import embed_sentences  # noqa: E402
 
 BYLINE = "By . Daily Mail Reporter . PUBLISHED: 10:02 EST, 3 March 2015 | UPDATED: 11:15 EST."
 CLICK = "Click here to read more about the council's flood defence plans and how to apply."

@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tasks import publish, templating
+from tasks.outputs import publish, templating
+from tasks.outputs.report import Plot, compute_stats, load_output, render_html
 from tasks.record import Document, Reject, documents_to_table, rejects_to_table
-from tasks.report import Plot, compute_stats, load_output, render_html
 
 from .conftest import REPO
 

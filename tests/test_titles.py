@@ -14,11 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.config import DigestConfig
-from tasks.clean import clean_document, model_read_limit, without_leading_title
-from tasks.ingest import IngestOptions, iter_items
+from tasks.io.ingest import IngestOptions, iter_items
+from tasks.io.title_line import split_title_line
+from tasks.pipeline import process_batch
 from tasks.record import Document
-from tasks.steps import Batch, ModelNames, process_batch
-from tasks.title_line import split_title_line
+from tasks.steps.base import Batch, StepSettings
+from tasks.steps.clean import clean_document, model_read_limit, without_leading_title
 
 HEADLINE_FIRST = Path(__file__).parent / "data" / "headline_first"
 
@@ -85,7 +86,7 @@ def test_a_title_repeated_at_the_start_of_the_text_leaves_the_body():
 
 def test_summaries_never_hold_the_title():
     docs = [d for d in iter_items(HEADLINE_FIRST) if d.title]
-    batch = process_batch(Batch(seq=0, docs=docs, n_items=len(docs)), ModelNames())
+    batch = process_batch(Batch(seq=0, docs=docs, n_items=len(docs)), StepSettings())
     assert len(batch.docs) == len(docs) and not batch.rejects
     for doc in batch.docs:
         assert doc.summary and doc.title not in doc.summary

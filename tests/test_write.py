@@ -9,6 +9,14 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from tasks.io.write import (
+    DatasetWriter,
+    ShardWriter,
+    atomic_write_json,
+    existing_doc_ids,
+    existing_reject_keys,
+    remove_stale_temporaries,
+)
 from tasks.record import (
     DOCUMENT_SCHEMA,
     REJECT_SCHEMA,
@@ -16,14 +24,6 @@ from tasks.record import (
     Reject,
     documents_to_table,
     rejects_to_table,
-)
-from tasks.write import (
-    DatasetWriter,
-    ShardWriter,
-    atomic_write_json,
-    existing_doc_ids,
-    existing_reject_keys,
-    remove_stale_temporaries,
 )
 
 PROV = {

@@ -39,8 +39,8 @@ import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 from jinja2 import Environment
 
-from tasks import templating
-from tasks.write import DOCUMENTS_DIR, REJECTS_DIR, atomic_write_bytes, atomic_write_json
+from tasks.io.write import DOCUMENTS_DIR, REJECTS_DIR, atomic_write_bytes, atomic_write_json
+from tasks.outputs import templating
 
 SUBSETS = (DOCUMENTS_DIR, REJECTS_DIR)  # Hub configs, named like the output's folders
 SHARD_RE = re.compile(r"^part-(?P<run_id>.+)-(?P<n>\d{5})\.parquet$")

@@ -23,8 +23,8 @@ from typing import Any, NamedTuple
 
 import pyarrow.parquet as pq
 
+from tasks.io.title_line import split_title_line
 from tasks.record import Document, Reject, excerpt
-from tasks.title_line import split_title_line
 
 TEXT_SUFFIXES = frozenset({".txt", ".text"})
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})

@@ -17,9 +17,9 @@ off) is signed again from its stored `text` when the index is loaded, so a SIGKI
 rerun leave the same index, each doc_id once.
 """
 
+
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,17 +28,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from datasketch import MinHash, MinHashLSH
+from datasketch import MinHashLSH
 
+from tasks.io.write import DOCUMENTS_DIR, publish_temporary
 from tasks.record import DOCUMENT_SCHEMA, Document
-from tasks.write import DOCUMENTS_DIR, publish_temporary
+from tasks.steps.minhash import NUM_PERM, PARAMS, SEED, no_words, signature
 
-NUM_PERM = 128
-SHINGLE_WORDS = 5
-SEED = 1
 INDEX_DIR = "index"
 INDEX_PREFIX = "minhash-"
-PARAMS = f"num_perm={NUM_PERM};shingle_words={SHINGLE_WORDS};seed={SEED};tokens=lower\\w+"
 
 INDEX_SCHEMA = pa.schema(
     [
@@ -48,40 +45,6 @@ INDEX_SCHEMA = pa.schema(
     ],
     metadata={"textdigest.schema": "minhash-index/1", "textdigest.minhash": PARAMS},
 )
-
-_WORD = re.compile(r"\w+")
-_TEMPLATE = MinHash(num_perm=NUM_PERM, seed=SEED)  # permutations computed once, shared
-
-
-def shingles(text: str, k: int = SHINGLE_WORDS) -> set[bytes]:
-    """Lower-cased word k-grams: robust to re-wrapping, punctuation and case edits."""
-    words = _WORD.findall(text.lower())
-    if len(words) <= k:
-        return {" ".join(words).encode("utf-8")} if words else set()
-    return {" ".join(words[i:i + k]).encode("utf-8") for i in range(len(words) - k + 1)}
-
-
-def signature(text: str) -> np.ndarray:
-    """MinHash signature (NUM_PERM uint32 values) of `text`'s shingles."""
-    mh = MinHash(num_perm=NUM_PERM, seed=SEED, permutations=_TEMPLATE.permutations)
-    mh.update_batch(shingles(text))
-    return mh.hashvalues.astype(np.uint32)
-
-
-def similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Estimated Jaccard similarity of two signatures."""
-    return float(np.count_nonzero(a == b)) / len(a)
-
-
-def sign_documents(docs: Iterable[Document]) -> None:
-    """Attach each cleaned document's signature (the costly part, done in a batch task)."""
-    for doc in docs:
-        doc.minhash = signature(doc.text)
-
-
-def _no_words(sig: np.ndarray) -> bool:
-    """The signature of an empty shingle set (every value still at its maximum)."""
-    return bool((sig == np.iinfo(np.uint32).max).all())
 
 
 class _Rows:
@@ -198,7 +161,7 @@ class NearDupIndex:
 
     def match(self, doc_id: str, sig: np.ndarray) -> str | None:
         """The indexed original most similar to `sig` at or above the threshold, if any."""
-        if _no_words(sig):  # nothing to compare (no word characters at all)
+        if no_words(sig):  # nothing to compare (no word characters at all)
             return None
         rows = self._bands.query(sig)
         if not len(rows):
@@ -222,7 +185,7 @@ class NearDupIndex:
         row = self._sigs.append(sig.astype(np.uint16))
         self._row_of[doc_id] = row
         self._ids.append(doc_id)
-        if duplicate_of is None and not _no_words(sig):
+        if duplicate_of is None and not no_words(sig):
             self._bands.insert(sig, row)
         if record:
             self._pending.append((doc_id, duplicate_of, sig))

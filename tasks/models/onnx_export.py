@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.sentiment import LoraSentiment, mean_pool
+from tasks.models.sentiment import LoraSentiment, mean_pool
 
 INPUT_NAMES = ("input_ids", "attention_mask")
 OPSET = 17

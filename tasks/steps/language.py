@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from dataclasses import dataclass
+
+from tasks.record import Reject, excerpt
+from tasks.steps.base import BaseStep, Batch, StepSettings, add_time
 
 UNDETERMINED = "und"  # ISO 639-2 code for "undetermined", the usual tag for this case
 MIN_LETTERS = 20  # fewer letters than this: a headline fragment, a number, a name
@@ -48,3 +52,32 @@ def detect_language(text: str) -> Language:
     if score < MIN_CONFIDENCE:
         return Language(UNDETERMINED, score)
     return Language(code, score)
+
+
+class DetectLanguage(BaseStep):
+    """Each document's language; with `non_english="reject"`, the documents the English models
+    cannot serve become `not_english` rejects (`und`, too short or unsure to tell, is kept)."""
+
+    name = "language"
+    needs = ("text",)
+    provides = ("language", "language_score")
+
+    def __call__(self, batch: Batch, settings: StepSettings) -> Batch:
+        start = time.perf_counter()
+        kept = []
+        for doc in batch.docs:
+            lang = detect_language(doc.text)
+            doc.language, doc.language_score = lang.code, lang.score
+            if settings.non_english == "reject" and lang.code not in ("en", UNDETERMINED):
+                batch.rejects.append(
+                    Reject(doc.source, "not_english",
+                           f"language {lang.code} (p={lang.score:.2f}); the models read English",
+                           excerpt(doc.text), doc.doc_id))
+            else:
+                kept.append(doc)
+        batch.docs = kept
+        add_time(batch, self.name, time.perf_counter() - start)
+        return batch
+
+
+STEP = DetectLanguage()

@@ -6,7 +6,7 @@ documents is safe by construction: it cannot add markup, and it holds no link to
 value that is `None` prints as nothing there.
 
 Markdown templates (`*.md.j2`) are not HTML: nothing is escaped for them, and the template
-neutralises what Markdown would misread (see the `md` filter of `tasks.publish`).
+neutralises what Markdown would misread (see the `md` filter of `tasks.outputs.publish`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from tasks.train_head import text_bucket
+from tasks.training.train_head import text_bucket
 
 SENTFIN_HELDOUT_PERCENT = 20
 SENTFIN_SPLIT_RULE = (

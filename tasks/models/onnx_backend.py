@@ -7,7 +7,7 @@ repository (`$TEXTDIGEST_CACHE/onnx/<key>/`, default `~/.cache/textdigest`): wri
 temporary name and renamed, with a file lock so two processes never build the same file twice.
 
 transformers 5 builds its attention mask with code the TorchScript exporter cannot follow, so
-the exported graphs build the additive 4-D mask themselves (as `tasks.onnx_export` does).
+the exported graphs build the additive 4-D mask themselves (as `tasks.models.onnx_export` does).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Literal
 
 import numpy as np
 
-from tasks.batching import length_batches
-from tasks.models import DEFAULT_ENCODER, ModelRef, package_version, resolve_encoder
+from tasks.models.batching import length_batches
+from tasks.models.registry import DEFAULT_ENCODER, ModelRef, package_version, resolve_encoder
 
 CACHE_ENV = "TEXTDIGEST_CACHE"
 EXPORT_VERSION = "2"  # bump when the exported graphs change: a new cache key, a fresh build
@@ -108,7 +108,7 @@ def _encoder_graph(path: Path):
     """MiniLM -> mean pooling -> L2 normalisation: what sentence-transformers computes."""
     import torch
 
-    from tasks.sentiment import load_base_encoder, mean_pool
+    from tasks.models.sentiment import load_base_encoder, mean_pool
 
     class EmbeddingGraph(torch.nn.Module):
         def __init__(self):
@@ -161,7 +161,8 @@ def length_sorted_batches(ids: list[list[int]], batch_size: int, pad_id: int = 0
 
 
 class OnnxEncoder:
-    """Drop-in for `tasks.models.Encoder` (same embeddings, L2-normalised float32) on ORT."""
+    """Drop-in for `tasks.models.encoder.Encoder` (same embeddings, L2-normalised float32),
+    on ONNX Runtime."""
 
     backend = "onnx"
 
@@ -208,8 +209,8 @@ class OnnxEncoder:
 
 
 def _lora_class():
-    from tasks.onnx_export import export_sentiment
-    from tasks.sentiment import LoraSentiment
+    from tasks.models.onnx_export import export_sentiment
+    from tasks.models.sentiment import LoraSentiment
 
     class OnnxLoraSentiment(LoraSentiment):
         """The LoRA sentiment model with its encoder pass on ORT; same labels and pooling."""
@@ -271,7 +272,7 @@ def load_onnx_sentiment(name: str, quant: Quant = DEFAULT_QUANT):
 
 @lru_cache(maxsize=4)
 def _load_sentiment(name: str, quant: Quant):
-    from tasks.sentiment import LORA_DIR, LORA_NAME, load_sentiment
+    from tasks.models.sentiment import LORA_DIR, LORA_NAME, load_sentiment
 
     if name != LORA_NAME:
         return load_sentiment(name)

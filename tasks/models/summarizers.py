@@ -1,7 +1,7 @@
 """Summarisers: one interface, resolved by name, so the flow never cares how a summary is made.
 
 The offline default is extractive: it picks a few whole sentences of the article, scored on the
-MiniLM sentence embeddings that `tasks.embed` already computed for the batch, so it adds no
+MiniLM sentence embeddings that `tasks.steps.embed` already computed for the batch, so it adds no
 weights and almost no time. An abstractive (seq2seq) summariser is meant to be one more entry
 in `BUILTIN_SUMMARIZERS` implementing the same protocol (with `needs_embeddings = False`,
 `summary_sentence_ids` left empty and `summary_chunks` set).
@@ -19,7 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from tasks.models import DEFAULT_ENCODER, Encoder, ModelError, load_encoder, resolve_encoder
+from tasks.models.encoder import Encoder, load_encoder
+from tasks.models.registry import DEFAULT_ENCODER, ModelError, resolve_encoder
 from tasks.record import Document
 
 
@@ -28,7 +29,7 @@ class Summarizer(Protocol):
     """What the flow needs from a summariser."""
 
     name: str
-    needs_embeddings: bool  # True: reads doc.embeddings set by tasks.embed (computes if None)
+    needs_embeddings: bool  # True: reads doc.embeddings set by tasks.steps.embed (computes if None)
 
     def provenance(self) -> dict[str, str]:
         """{"name", "revision", "params" (a JSON string)} for the row provenance."""
@@ -261,17 +262,20 @@ def _extractive(**params: Any) -> ExtractiveSummarizer:
 
 
 # name -> factory(**params). Any other name is a Hugging Face seq2seq model (a local folder
-# or a Hub id, `tasks.seq2seq`), resolved by `tasks.models.resolve_model`.
+# or a Hub id, `tasks.models.seq2seq`), resolved by `tasks.models.registry.resolve_model`.
 BUILTIN_SUMMARIZERS: dict[str, Callable[..., Summarizer]] = {"extractive": _extractive}
 DEFAULT_SUMMARIZER = "extractive"
+# Built-ins that read the shared sentence embeddings (`needs_embeddings`), known without
+# loading them: the embed step runs only when a chosen model is one of these.
+READS_EMBEDDINGS = frozenset({"extractive"})
 # Options that only a Hugging Face summariser takes (generation overrides among them).
 HF_SUMMARIZER_OPTIONS = ("revision", "dtype", "batch_size", "num_beams", "max_new_tokens",
                          "min_new_tokens", "no_repeat_ngram_size", "length_penalty")
 
 
 def _seq2seq(name: str, revision: str | None = None, **params: Any) -> Summarizer:
-    from tasks.models import resolve_model
-    from tasks.seq2seq import Seq2SeqSummarizer
+    from tasks.models.registry import resolve_model
+    from tasks.models.seq2seq import Seq2SeqSummarizer
 
     ref = resolve_model(name, revision, builtins=", ".join(BUILTIN_SUMMARIZERS))
     return Seq2SeqSummarizer(ref, **params)

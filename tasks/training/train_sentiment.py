@@ -1,6 +1,6 @@
 """Fine-tune MiniLM for sentiment: LoRA adapters plus a linear 3-way head, two tasks at once.
 
-The frozen-embedding head (`tasks.train_head`) tops out near 79 % on SST-2 dev because the
+The frozen-embedding head (`tasks.training.train_head`) tops out near 79 % on SST-2 dev because the
 encoder was never taught polarity. Here low-rank adapters in every attention and feed-forward
 projection adapt the encoder itself while the shipped artefact stays a few MB. Supervision is
 the same as for the frozen head: SST-2 rows (negative/positive) take cross-entropy over the
@@ -8,7 +8,7 @@ renormalised (negative, positive) logits, so neutral is marginalised out; rows o
 part of the fixed Financial PhraseBank split take ordinary 3-way cross-entropy. A single
 temperature is then fitted on a calibration slice neither task trained on.
 
-    python -m tasks.train_sentiment --sst2 ../shared/eval/sst2/train.tsv \
+    python -m tasks.training.train_sentiment --sst2 ../shared/eval/sst2/train.tsv \
         --fpb ../shared/eval/fpb_lowagree.tsv --out tasks/assets/sentiment-lora
 """
 
@@ -24,19 +24,20 @@ from typing import Any
 
 import numpy as np
 
-from tasks.batching import length_batches
-from tasks.models import DEFAULT_ENCODER, file_digest, resolve_encoder
+from tasks.models.batching import length_batches
+from tasks.models.registry import DEFAULT_ENCODER, file_digest, resolve_encoder
+from tasks.models.sentiment import LORA_NAME, load_base_encoder, mean_pool
+from tasks.models.sentiment_base import label_indices
 from tasks.record import SENTIMENT_LABELS
-from tasks.sentiment import LORA_NAME, label_indices, load_base_encoder, mean_pool
-from tasks.sentiment_data import (
+from tasks.training.sentiment_data import (
     CALIB_RULE,
     SENTFIN_SPLIT_RULE,
     calib_split,
     read_labelled,
     sentfin_split,
 )
-from tasks.sentiment_data import LICENCES as NEWS_LICENCES
-from tasks.train_head import (
+from tasks.training.sentiment_data import LICENCES as NEWS_LICENCES
+from tasks.training.train_head import (
     FPB_SPLIT_RULE,
     LICENCES,
     fpb_split,
@@ -598,7 +599,7 @@ def model_card(config: dict[str, Any]) -> str:
 
 Sentence sentiment (negative / neutral / positive) from `{config['base_model']['name']}` (the
 built-in encoder) fine-tuned with LoRA adapters. Load it with
-`tasks.sentiment.load_sentiment("{config['name']}")`; it needs no network.
+`tasks.models.sentiment.load_sentiment("{config['name']}")`; it needs no network.
 
 - Base: `{config['base_model']['revision']}`.
 - Adapters: r={lora['r']}, alpha={lora['alpha']}, dropout {lora['dropout']}, on query, key,
@@ -608,7 +609,7 @@ built-in encoder) fine-tuned with LoRA adapters. Load it with
 - Head: linear 384 → 3 on the mean of the token vectors (at most {config['max_length']}
   tokens); {config['trainable_parameters']:,} trainable parameters in all.
 - Probabilities: softmax(logits / T), T = {config['temperature']:.3f}. Label: {rule}.
-  Documents pool their sentences as `tasks.sentiment.pool_probs` says (pooling
+  Documents pool their sentences as `tasks.models.sentiment_base.pool_probs` says (pooling
   `{config['pooling']}`).
 
 ## Data
@@ -620,7 +621,7 @@ AdamW, lr {hp['lr']} (head {hp['head_lr']}), weight decay {hp['weight_decay']},
 ({hp['batching']}), {epochs} = {hp['steps']} steps, seed {config['seed']}.
 Training took {config['timing_s']['train'] / 60:.1f} min on a 2-core CPU. Reproduce:
 
-    python -m tasks.train_sentiment --sst2 ../shared/eval/sst2/train.tsv \\
+    python -m tasks.training.train_sentiment --sst2 ../shared/eval/sst2/train.tsv \\
         --fpb ../shared/eval/fpb_lowagree.tsv --out tasks/assets/sentiment-lora{news_args} \\
         --sst2-rows {hp['sst2_rows']} --fpb-repeat {hp['fpb_repeat']} --epochs {hp['epochs']} \\
         --seed {config['seed']}

@@ -30,8 +30,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from jinja2 import Environment
 
-from tasks import templating
-from tasks.write import DOCUMENTS_DIR, REJECTS_DIR, RUNS_DIR, atomic_write_bytes
+from tasks.io.write import DOCUMENTS_DIR, REJECTS_DIR, RUNS_DIR, atomic_write_bytes
+from tasks.outputs import templating
 
 TOP_N = 12  # bars in the agency and dateline charts
 EXTREMES = 5  # most negative and most positive documents in the table
@@ -60,7 +60,7 @@ class OutputData:
 
 
 def _parquet_files(folder: Path) -> list[Path]:
-    # Hidden files are temporaries of a run in progress (tasks.write): not part of the data.
+    # Hidden files are temporaries of a run in progress (tasks.io.write): not part of the data.
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
@@ -479,7 +479,7 @@ def render_plots(data: OutputData, stats: dict[str, Any]) -> list[Plot]:
 
 
 # ------------------------------------------------------------------------------------- HTML
-# The page is tasks/templates/report.html.j2 (autoescaped, URLs defanged: tasks.templating);
+# The page is tasks/templates/report.html.j2 (autoescaped, URLs defanged: tasks.outputs.templating);
 # the functions here only shape the numbers into what the template lays out.
 
 

@@ -5,7 +5,8 @@ FinBERT's three classes, "1 star" .. "5 stars"). Each model label is mapped to n
 neutral or positive; probabilities of labels mapped to the same class are summed (so 1-2 stars
 fold into negative). A label that cannot be mapped refuses the model at load, before any
 document is read, with the `--label-map` to pass. Documents are scored sentence by sentence
-(an over-long sentence in token-sized pieces) and pooled with `tasks.sentiment.pool_probs`.
+(an over-long sentence in token-sized pieces) and pooled with
+`tasks.models.sentiment_base.pool_probs`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from tasks.batching import length_batches
-from tasks.chunking import TokenChunker
-from tasks.models import ModelError, ModelRef
+from tasks.models.batching import length_batches
+from tasks.models.chunking import TokenChunker
+from tasks.models.registry import ModelError, ModelRef
+from tasks.models.seq2seq import input_limit, load_pretrained, n_special_tokens
 from tasks.record import SENTIMENT_LABELS, Document
-from tasks.seq2seq import input_limit, load_pretrained, n_special_tokens
 
 SYNONYMS = {
     "negative": "negative", "neg": "negative", "bearish": "negative",
@@ -119,7 +120,7 @@ class HFSentiment:
         import torch
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-        from tasks.sentiment import pool_probs
+        from tasks.models.sentiment_base import pool_probs
 
         self.ref = ref
         self.name = ref.name
@@ -169,7 +170,7 @@ class HFSentiment:
         return out
 
     def score(self, docs: list[Document]) -> list[Document]:
-        from tasks.sentiment import set_sentiment
+        from tasks.models.sentiment_base import set_sentiment
 
         flat = [s for d in docs for s in d.sentences if s.strip()]
         fits = dict(zip(flat, (n <= self.chunker.budget for n in self.chunker.count(flat)),

@@ -6,7 +6,7 @@ the renormalised p(negative), p(positive). The training part of a fixed split of
 PhraseBank (news-like sentences, all three classes) teaches neutral and the news domain with
 ordinary class-weighted 3-way cross-entropy. The rest of FPB is held out for evaluation only.
 
-    python -m tasks.train_head --sst2 ../shared/eval/sst2/train.tsv \
+    python -m tasks.training.train_head --sst2 ../shared/eval/sst2/train.tsv \
         --fpb ../shared/eval/fpb_lowagree.tsv --out tasks/assets/sentiment-head
 """
 
@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from tasks.models import load_encoder
+from tasks.models.encoder import load_encoder
+from tasks.models.sentiment import build_head
 from tasks.record import SENTIMENT_LABELS
-from tasks.sentiment import build_head
 
 FPB_TRAIN_PERCENT = 55
 FPB_SPLIT_RULE = (
@@ -50,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "class_weight_power": 0.5,
     "max_iter": 150,
 }
-# Mean of sentence probabilities: see tasks.sentiment.pool_probs and the model card.
+# Mean of sentence probabilities: see tasks.models.sentiment_base.pool_probs and the model card.
 POOLING = "mean"
 
 LICENCES = {
@@ -147,9 +147,10 @@ def three_class_metrics(probs: np.ndarray, y: np.ndarray,
                         band: float | None = None) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class recall and confusion matrix (rows true, cols predicted).
 
-    `band` None: the argmax label; else the pipeline's rule (`tasks.sentiment.label_indices`).
+    `band` None: the argmax label; else the pipeline's rule
+    (`tasks.models.sentiment_base.label_indices`).
     """
-    from tasks.sentiment import label_indices
+    from tasks.models.sentiment_base import label_indices
 
     pred = probs.argmax(axis=1) if band is None else label_indices(probs, band)
     k = len(SENTIMENT_LABELS)

@@ -1,11 +1,10 @@
-"""Document sentiment: a protocol, and the offline default (a head on MiniLM embeddings).
+"""The built-in sentiment models and `load_sentiment(name)`, which resolves any name.
 
-Each sentence gets (p_negative, p_neutral, p_positive); a document pools its sentences.
-The default model is a tiny classification head over the frozen sentence embeddings that
-`tasks.embed` already computes for the summariser, so sentiment costs almost nothing extra.
-"minilm-lora" is MiniLM itself fine-tuned with LoRA adapters (`tasks.train_sentiment`): more
-accurate, at the price of its own encoder pass per sentence. Other models plug in as another
-`SentimentModel` factory in `BUILTIN_SENTIMENT`, behind the same `load_sentiment(name)`.
+"minilm-lora" (the default) is MiniLM fine-tuned with LoRA adapters and a 3-way head
+(`tasks.training.train_sentiment`): its own encoder pass per sentence. "minilm-head" is a
+small head over the frozen sentence embeddings that `tasks.steps.embed` computes for the
+summariser. Any other name is a Hugging Face classifier (`tasks.models.hf_sentiment`).
+Sentences are pooled into a document by `tasks.models.sentiment_base`.
 """
 
 from __future__ import annotations
@@ -16,18 +15,19 @@ import warnings
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
-from tasks.batching import length_batches
-from tasks.models import (
-    ASSETS,
-    DEFAULT_ENCODER,
-    ModelError,
-    file_digest,
-    load_encoder,
-    resolve_encoder,
+from tasks.models.batching import length_batches
+from tasks.models.encoder import load_encoder
+from tasks.models.registry import ASSETS, DEFAULT_ENCODER, ModelError, file_digest, resolve_encoder
+from tasks.models.sentiment_base import (
+    NEWS_POOLING,
+    SentimentModel,
+    document_units,
+    pool_probs,
+    set_sentiment,
 )
 from tasks.record import SENTIMENT_LABELS, Document
 
@@ -36,23 +36,9 @@ DEFAULT_SENTIMENT = "minilm-lora"  # must be a BUILTIN_SENTIMENT key
 HEAD_DIR = ASSETS / "sentiment-head"
 LORA_NAME = "minilm-lora"
 LORA_DIR = ASSETS / "sentiment-lora"
-POOLINGS = ("mean", "polar", "news")
-
-
-@runtime_checkable
-class SentimentModel(Protocol):
-    """What the pipeline needs from a sentiment model, whatever its kind."""
-
-    name: str
-    needs_embeddings: bool  # True: reads doc.embeddings set by tasks.embed when present
-
-    def provenance(self) -> dict[str, str]:
-        """{"name", "revision", "params" (JSON)} for the rows' provenance column."""
-        ...
-
-    def score(self, docs: list[Document]) -> list[Document]:
-        """Fill sentiment, sentiment_score and sentiment_probs of every document."""
-        ...
+# Built-ins that read the shared sentence embeddings (`needs_embeddings`), known without
+# loading them: the embed step runs only when a chosen model is one of these.
+READS_EMBEDDINGS = frozenset({HEAD_NAME})
 
 
 def build_head(arch: dict[str, Any]):
@@ -66,90 +52,6 @@ def build_head(arch: dict[str, Any]):
             torch.nn.Linear(dim, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, n_out)
         )
     return torch.nn.Sequential(torch.nn.Linear(dim, n_out))
-
-
-# "news": how much the title counts against the pooled body, the lead's extra weight, and
-# polar weighting of body sentences. Chosen on held-out data by
-# `python -m bench.sentiment_eval --pooling-grid` (bench/RESULTS.md).
-NEWS_POOLING: dict[str, float] = {"title_weight": 0.5, "lead_sentences": 2,
-                                  "lead_weight": 2.0, "polar": 1.0}
-
-
-def pool_probs(probs: np.ndarray, pooling: str = "mean", titled: bool = False,
-               params: dict[str, float] | None = None) -> np.ndarray:
-    """One (neg, neu, pos) row for a document from its units' rows (title first if `titled`).
-
-    "mean" averages every unit. "polar" weights each by 1 - p_neutral, so the few
-    opinionated sentences of a long, mostly factual article are not drowned out; a document
-    whose sentences are all neutral stays neutral. "news" (`NEWS_POOLING`) reads what carries
-    a news story: the title counts for `title_weight` of the result, the body for the rest,
-    pooled polar-weighted with its first `lead_sentences` weighted `lead_weight` times.
-    """
-    if pooling == "mean":
-        pooled = probs.mean(axis=0)
-    elif pooling == "polar":
-        pooled = _weighted(probs, 1.0 - probs[:, 1])
-    elif pooling == "news":
-        p = {**NEWS_POOLING, **(params or {})}
-        body = probs[1:] if titled else probs
-        pooled = probs[0] if titled else None
-        if len(body):
-            weights = (1.0 - body[:, 1]) if p["polar"] else np.ones(len(body))
-            weights = weights.copy()
-            weights[: int(p["lead_sentences"])] *= p["lead_weight"]
-            pooled_body = _weighted(body, weights)
-            pooled = (pooled_body if pooled is None else
-                      p["title_weight"] * pooled + (1 - p["title_weight"]) * pooled_body)
-    else:
-        raise ModelError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
-    return pooled / pooled.sum()
-
-
-def _weighted(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    weights = weights + 1e-6
-    return (weights[:, None] * probs).sum(axis=0) / weights.sum()
-
-
-def document_units(doc: Document) -> tuple[list[str], bool]:
-    """What a document's sentiment is read from: its title (first, when it has one) and the
-    sentences the models read; and whether the first unit is the title."""
-    if doc.title and doc.title.strip():
-        return [doc.title, *doc.sentences], True
-    return list(doc.sentences), False
-
-
-def label_indices(probs: np.ndarray, band: float) -> np.ndarray:
-    """Label index per (neg, neu, pos) row, from the score alone: one meaning for both fields.
-
-    score = p(positive) - p(negative); positive when score >= band, negative when
-    score <= -band, neutral in between (band 0: neutral only at exactly 0). So a neutral
-    row's |score| is always under the band, and a polar row's score has the label's sign.
-    """
-    probs = np.atleast_2d(probs)
-    score = probs[:, 2] - probs[:, 0]
-    out = np.full(len(probs), SENTIMENT_LABELS.index("neutral"))
-    out[score >= band] = SENTIMENT_LABELS.index("positive")
-    out[score <= -band] = SENTIMENT_LABELS.index("negative")
-    if band <= 0:
-        out[score == 0] = SENTIMENT_LABELS.index("neutral")
-    return out
-
-
-def set_sentiment(doc: Document, probs: np.ndarray | None,
-                  band: float | None = None) -> Document:
-    """Write pooled probabilities into the document's sentiment fields (None: no sentences).
-
-    `band`: the model's neutral band (`label_indices`); None takes the argmax label.
-    """
-    if probs is None:
-        doc.sentiment = doc.sentiment_score = doc.sentiment_probs = None
-        return doc
-    p = tuple(float(x) for x in probs)
-    doc.sentiment_probs = (p[0], p[1], p[2])
-    doc.sentiment_score = float(np.clip(p[2] - p[0], -1.0, 1.0))
-    index = int(np.argmax(probs)) if band is None else int(label_indices(np.asarray(p), band)[0])
-    doc.sentiment = SENTIMENT_LABELS[index]
-    return doc
 
 
 class EmbeddingHeadSentiment:
@@ -244,7 +146,8 @@ def load_base_encoder(path: Path):
 
 
 class LoraSentiment:
-    """MiniLM fine-tuned with LoRA adapters plus a linear 3-way head (`tasks.train_sentiment`).
+    """MiniLM fine-tuned with LoRA adapters plus a linear 3-way head
+    (`tasks.training.train_sentiment`).
 
     The adapter is merged into the base weights at load, so scoring costs one plain MiniLM
     pass per sentence; it cannot reuse `doc.embeddings` (those come from the untuned encoder).
@@ -261,7 +164,7 @@ class LoraSentiment:
         missing = [f.name for f in files if not f.is_file()]
         if missing:
             raise ModelError(f"LoRA sentiment folder {folder} lacks {', '.join(missing)}; "
-                             "train one with python -m tasks.train_sentiment")
+                             "train one with python -m tasks.training.train_sentiment")
         self.name = name
         self.folder = folder
         self.batch_size = batch_size
@@ -371,15 +274,15 @@ def load_sentiment(name: str = DEFAULT_SENTIMENT, **params: Any) -> SentimentMod
     """One sentiment model per process, name and parameters; unknown names fail with choices.
 
     Besides the built-ins, `name` may be a local sequence-classification model folder or a Hub
-    id (`tasks.hf_sentiment`), which take `revision`, `label_map` (pairs) and `dtype`.
+    id (`tasks.models.hf_sentiment`), which take `revision`, `label_map` (pairs) and `dtype`.
     """
     return _load_sentiment(name, tuple(sorted((k, v) for k, v in params.items()
                                               if v is not None)))
 
 
 def _hf_sentiment(name: str, revision: str | None = None, **params: Any) -> SentimentModel:
-    from tasks.hf_sentiment import HFSentiment
-    from tasks.models import resolve_model
+    from tasks.models.hf_sentiment import HFSentiment
+    from tasks.models.registry import resolve_model
 
     ref = resolve_model(name, revision, builtins=", ".join(BUILTIN_SENTIMENT))
     return HFSentiment(ref, **params)

@@ -5,9 +5,10 @@ with the model's own generation config, its `task_specific_params["summarization
 "summarize: " prefix, BART-CNN's beams and lengths) and the user's overrides on top.
 
 News runs past these models' 512-1,024-token inputs. Rather than truncating, a document is
-split on its sentences into chunks that fit (counted in the model's tokens, `tasks.chunking`),
-the chunks are summarised (map), and the joined chunk summaries are summarised again (reduce)
-until they fit in one input. The number of first-level chunks is recorded per row.
+split on its sentences into chunks that fit (counted in the model's tokens,
+`tasks.models.chunking`), the chunks are summarised (map), and the joined chunk summaries
+are summarised again (reduce) until they fit in one input. The number of
+first-level chunks is recorded per row.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import json
 import threading
 from typing import Any
 
-from tasks.batching import length_batches
-from tasks.chunking import TokenChunker
-from tasks.models import ModelError, ModelRef
+from tasks.models.batching import length_batches
+from tasks.models.chunking import TokenChunker
+from tasks.models.registry import ModelError, ModelRef
 from tasks.record import Document
 
 GENERATION_KEYS = ("num_beams", "max_new_tokens", "min_new_tokens", "no_repeat_ngram_size",

@@ -1,0 +1,1 @@
+"""Reading inputs and writing the dataset: ingest, atomic shards, the index."""

@@ -1,0 +1,1 @@
+"""Model loading and running: registry, encoder, summarisers, sentiment, ONNX."""

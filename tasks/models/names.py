@@ -1,0 +1,72 @@
+"""Which models a run uses, by name: frozen and picklable, so any process loads its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tasks.models.encoder import Encoder, load_encoder
+from tasks.models.registry import DEFAULT_ENCODER
+from tasks.models.sentiment import (
+    DEFAULT_SENTIMENT,
+    load_sentiment,
+)
+from tasks.models.sentiment import (
+    READS_EMBEDDINGS as SENTIMENT_READS_EMBEDDINGS,
+)
+from tasks.models.sentiment_base import SentimentModel
+from tasks.models.summarizers import (
+    DEFAULT_SUMMARIZER,
+    Summarizer,
+    load_summarizer,
+)
+from tasks.models.summarizers import (
+    READS_EMBEDDINGS as SUMMARIZER_READS_EMBEDDINGS,
+)
+
+if TYPE_CHECKING:
+    from tasks.models.onnx_backend import OnnxEncoder
+
+DEFAULT_BACKEND = "onnx"  # the product's default (DigestConfig.backend) and the benches'
+
+
+@dataclass(frozen=True, slots=True)
+class ModelNames:
+    """Which models the steps use; names, not objects, so any process can load its own."""
+
+    encoder: str = DEFAULT_ENCODER
+    summarizer: str = DEFAULT_SUMMARIZER
+    sentiment: str = DEFAULT_SENTIMENT
+    # Options of Hugging Face models, as sorted (name, value) pairs: frozen, hashable and
+    # picklable like the names (revision, dtype, generation overrides; label_map as pairs).
+    summarizer_options: tuple[tuple[str, Any], ...] = ()
+    sentiment_options: tuple[tuple[str, Any], ...] = ()
+    # "onnx": the MiniLM encoder and the LoRA sentiment model on ONNX Runtime
+    # (tasks.models.onnx_backend), or "torch"; other models keep their own backend.
+    backend: str = DEFAULT_BACKEND
+
+    @property
+    def needs_embeddings(self) -> bool:
+        """Whether a model reads the shared sentence embeddings (known from the names)."""
+        return (self.summarizer in SUMMARIZER_READS_EMBEDDINGS
+                or self.sentiment in SENTIMENT_READS_EMBEDDINGS)
+
+    def load_encoder(self) -> Encoder | OnnxEncoder:
+        """This process's sentence encoder on the chosen backend (loaded once per process)."""
+        if self.backend == "onnx":
+            from tasks.models.onnx_backend import load_onnx_encoder
+
+            return load_onnx_encoder(self.encoder)
+        return load_encoder(self.encoder)
+
+    def load_summarizer(self) -> Summarizer:
+        """This process's summariser (loaded once per process and options)."""
+        return load_summarizer(self.summarizer, **dict(self.summarizer_options))
+
+    def load_sentiment(self) -> SentimentModel:
+        """This process's sentiment model (loaded once per process and options)."""
+        if self.backend == "onnx" and not self.sentiment_options:
+            from tasks.models.onnx_backend import load_onnx_sentiment
+
+            return load_onnx_sentiment(self.sentiment)
+        return load_sentiment(self.sentiment, **dict(self.sentiment_options))

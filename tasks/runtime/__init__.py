@@ -1,0 +1,1 @@
+"""Process plumbing: memory settings, secret redaction in logs."""

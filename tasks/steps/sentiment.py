@@ -1,0 +1,26 @@
+"""The `sentiment` step: a label, a score and three probabilities per document.
+
+The models (built-in LoRA MiniLM, the embedding head, any Hugging Face classifier) and the
+pooling of sentences into a document live in `tasks.models`.
+"""
+
+from __future__ import annotations
+
+from tasks.steps.base import BaseStep, Batch, StepSettings, guarded
+
+
+class Sentiment(BaseStep):
+    """Document sentiment from its title and the sentences the models read."""
+
+    name = "sentiment"
+    needs = ("sentences", "title")
+    provides = ("sentiment", "sentiment_score", "sentiment_probs")
+
+    def setup(self, settings: StepSettings) -> None:
+        settings.models.load_sentiment()
+
+    def __call__(self, batch: Batch, settings: StepSettings) -> Batch:
+        return guarded(batch, self.name, settings.models.load_sentiment().score)
+
+
+STEP = Sentiment()

@@ -1,0 +1,51 @@
+"""The `summarize` step: a summary per document from the chosen summariser.
+
+A short text (a headline, a fragment) is its own summary: any summariser could only repeat
+or distort it. The summarisers themselves live in `tasks.models.summarizers`.
+"""
+
+from __future__ import annotations
+
+from tasks.record import Document
+from tasks.steps.base import BaseStep, Batch, StepSettings, guarded
+
+SHORT_TEXT_WORDS = 25  # under this many words (or one sentence) a text is its own summary
+
+
+def is_short_text(doc: Document) -> bool:
+    """A headline or fragment: one sentence, or fewer than `SHORT_TEXT_WORDS` words."""
+    return len(doc.sentences) <= 1 or len(doc.text.split()) < SHORT_TEXT_WORDS
+
+
+class Summarize(BaseStep):
+    """Summaries; a short text's `summary_method` is "whole_text"."""
+
+    name = "summarize"
+    needs = ("sentences",)
+    provides = ("summary", "summary_sentence_ids", "summary_chunks", "summary_method")
+
+    def setup(self, settings: StepSettings) -> None:
+        settings.models.load_summarizer()
+
+    def __call__(self, batch: Batch, settings: StepSettings) -> Batch:
+        summarizer = settings.models.load_summarizer()
+
+        def run(docs: list[Document]) -> None:
+            long_docs = []
+            for doc in docs:
+                if is_short_text(doc):
+                    doc.summary = " ".join(s.strip() for s in doc.sentences)
+                    doc.summary_sentence_ids = list(range(len(doc.sentences)))
+                    doc.summary_chunks = None
+                    doc.summary_method = "whole_text"
+                else:
+                    long_docs.append(doc)
+            if long_docs:
+                summarizer.summarize(long_docs)
+                for doc in long_docs:
+                    doc.summary_method = doc.summary_method or summarizer.name
+
+        return guarded(batch, self.name, run)
+
+
+STEP = Summarize()
