@@ -106,6 +106,8 @@ def run(
         help="The models read at most this many characters of one document; the text "
              "column keeps all of it (0: no cap).")] = 100_000,
     shard_rows: Annotated[int, typer.Option(help="Most rows per Parquet shard.")] = 10_000,
+    max_in_flight: Annotated[int, typer.Option(
+        help="Batches processed ahead of the writer (more overlap, more memory).")] = 2,
     max_reject_ratio: Annotated[float | None, typer.Option(
         help="Fail (exit 1) when more than this share of the documents is rejected, "
              "e.g. 0.2.")] = None,
@@ -177,6 +179,7 @@ def run(
             text_field=text_field, text_column=text_column,
             id_field=id_field, title_field=title_field, title_line=title_line,
             max_model_chars=max_model_chars or None, shard_rows=shard_rows,
+            max_in_flight=max_in_flight,
             max_reject_ratio=max_reject_ratio,
             show_progress=progress and sys.stderr.isatty(),
             near_dup_threshold=near_dup_threshold or None, task_runner=task_runner,
@@ -348,7 +351,7 @@ def train_sentiment(
              "(tfns_valid.tsv beside it) is only evaluated on. 'none' to leave out.")]
     = Path("../shared/train/tfns_train.tsv"),
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write the adapter.")]
-    = Path("tasks/assets/sentiment-lora"),
+    = Path("tasks/models/assets/sentiment-lora"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
     sst2_rows: Annotated[int, typer.Option(help="SST-2 rows to train on.")] = 20_000,
     fpb_repeat: Annotated[int, typer.Option(help="Times the FPB train part is repeated.")] = 3,
@@ -376,7 +379,7 @@ def train_sentiment_head(
     fpb: Annotated[Path, typer.Option(help="Financial PhraseBank TSV (sentence, label).")]
     = Path("../shared/eval/fpb_lowagree.tsv"),
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write the head.")]
-    = Path("tasks/assets/sentiment-head"),
+    = Path("tasks/models/assets/sentiment-head"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
     cache_dir: Annotated[Path | None, typer.Option(help="Cache sentence embeddings here "
                                                         "(re-runs skip the encoding).")] = None,

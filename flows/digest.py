@@ -148,6 +148,72 @@ class _Intake:
         return Batch(seq=seq, docs=docs, rejects=rejects, n_items=len(items))
 
 
+class _Sink:
+    """The writer's side of a run: flags near-duplicates in input order, writes shards, and
+    keeps the tallies that the manifest and the accounting check read."""
+
+    def __init__(self, writer: DatasetWriter, near: Any, row_provenance: dict[str, Any]):
+        self.writer, self.near, self.row_provenance = writer, near, row_provenance
+        self.written = self.rejected = 0
+        self.reasons: Counter[str] = Counter()
+        self.timings: Counter[str] = Counter()
+
+    def drain(self, batch: Batch) -> None:
+        t = time.perf_counter()
+        now = dt.datetime.now(dt.UTC)
+        if self.near is not None:  # here, in input order: the same flags whatever the runner
+            self.near.assign(batch.docs)
+        if batch.docs:
+            self.writer.documents.write(
+                documents_to_table(batch.docs, {**self.row_provenance, "processed_at": now}))
+        if batch.rejects:
+            self.writer.rejects.write(
+                rejects_to_table(batch.rejects, self.row_provenance["run_id"], now))
+        self.timings["write"] += time.perf_counter() - t
+        self.timings.update(batch.timings)
+        self.written += len(batch.docs)
+        self.rejected += len(batch.rejects)
+        self.reasons.update(r.reason for r in batch.rejects)
+
+
+def _checked(manifest: dict[str, Any], config: DigestConfig) -> dict[str, Any]:
+    """Fail a completed run whose books do not balance or that rejected too much."""
+    if manifest["status"] != "completed":
+        return manifest
+    c = manifest["counts"]
+    if not manifest["accounted"]:
+        manifest["status"] = "failed"
+        manifest["error"] = (f"accounting mismatch: read {c['read']} != written {c['written']}"
+                             f" + rejected {c['rejected']} + skipped {c['skipped_existing']}")
+    ratio = config.max_reject_ratio
+    too_many = ratio is not None and c["rejected"] > ratio * c["read"]
+    if manifest["status"] == "completed" and too_many:
+        manifest["status"] = "failed"
+        manifest["error"] = (f"{c['rejected']} of {c['read']} documents rejected, more than "
+                             f"--max-reject-ratio {ratio}; see {config.output / 'rejects'}")
+    return manifest
+
+
+def _publish_after(config: DigestConfig) -> Any:
+    """Chained publish: a scheduled digest keeps its Hub dataset current."""
+    if not config.publish_repo_id:
+        return None
+    from flows.publish import PublishConfig, publish
+
+    options = {"license": config.publish_license} if config.publish_license else {}
+    return publish(PublishConfig(data_dir=config.output, repo_id=config.publish_repo_id,
+                                 dry_run=config.publish_dry_run, branch=config.publish_branch,
+                                 private=config.publish_private, **options))
+
+
+def _submit(batch: Batch, steps: list[Step], settings: StepSettings) -> Any:
+    """The batch's chain of step tasks; the future of the last one."""
+    future: Any = batch
+    for i, step in enumerate(steps):
+        future = STEP_TASKS[step.name].submit(future, settings, last=i == len(steps) - 1)
+    return future
+
+
 @flow(name="digest", task_runner=ThreadPoolTaskRunner(max_workers=thread_workers(2)),
       log_prints=False)
 def digest(config: DigestConfig) -> dict[str, Any]:
@@ -164,13 +230,11 @@ def digest(config: DigestConfig) -> dict[str, Any]:
     flow_run_id = str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None
     pin_mmap_threshold()  # memory stays flat over long runs (see tasks.runtime.malloc)
     settings = config.step_settings()
-    models = settings.models
     steps = active_steps(settings)  # fails here, before any work, if a need is unmet
     output = config.output
     logger.info("run %s: %s -> %s (summarizer=%s, sentiment=%s, batch_size=%d, batch_chars=%s)",
-                run_id, config.input, output, models.summarizer, models.sentiment,
-                config.batch_size, config.batch_chars)
-
+                run_id, config.input, output, settings.models.summarizer,
+                settings.models.sentiment, config.batch_size, config.batch_chars)
     if config.torch_threads:
         import torch
 
@@ -193,56 +257,34 @@ def digest(config: DigestConfig) -> dict[str, Any]:
         total = min(total, config.limit)
 
     writer = DatasetWriter(output, run_id, config.shard_rows)
+    sink = _Sink(writer, near, {**provenance, "run_id": run_id, "textdigest_version": VERSION})
     task_runs = 1  # load-models; then each batch's chain (for callers that wait on the API)
-    written = rejected = 0
-    reasons: Counter[str] = Counter()
-    timings: Counter[str] = Counter()
     t_proc = time.perf_counter()
-
-    def drain(future: Any, progress: Any, bar: Any) -> None:
-        nonlocal written, rejected
-        batch: Batch = future.result()
-        t = time.perf_counter()
-        now = dt.datetime.now(dt.UTC)
-        if near is not None:  # here, in input order: the same flags whatever the runner
-            near.assign(batch.docs)
-        if batch.docs:
-            table = documents_to_table(batch.docs, {**provenance, "run_id": run_id,
-                                                    "textdigest_version": VERSION,
-                                                    "processed_at": now})
-            writer.documents.write(table)
-        if batch.rejects:
-            writer.rejects.write(rejects_to_table(batch.rejects, run_id, now))
-        timings["write"] += time.perf_counter() - t
-        timings.update(batch.timings)
-        written += len(batch.docs)
-        rejected += len(batch.rejects)
-        reasons.update(r.reason for r in batch.rejects)
-        if progress is not None:
-            progress.advance(bar, batch.n_items)
-
     status, error = "completed", None
     try:
         with _progress(config.show_progress, total) as progress:
             bar = progress.add_task("digest", total=total) if progress is not None else None
+
+            def drain(future: Any) -> None:
+                batch: Batch = future.result()
+                sink.drain(batch)
+                if progress is not None:
+                    progress.advance(bar, batch.n_items)
+
             pending: deque[Any] = deque()
             items = ingest.iter_items(config.input, opts)
             t_read = time.perf_counter()
             for seq, raw in enumerate(ingest.batched(items, config.batch_size, config.limit,
                                                              config.batch_chars)):
                 batch = intake.batch(seq, raw)
-                timings["ingest"] += time.perf_counter() - t_read
-                future: Any = batch
-                for i, step in enumerate(steps):
-                    future = STEP_TASKS[step.name].submit(future, settings,
-                                                          last=i == len(steps) - 1)
+                sink.timings["ingest"] += time.perf_counter() - t_read
+                pending.append(_submit(batch, steps, settings))
                 task_runs += len(steps)
-                pending.append(future)
                 while len(pending) > config.max_in_flight:
-                    drain(pending.popleft(), progress, bar)
+                    drain(pending.popleft())
                 t_read = time.perf_counter()
             while pending:
-                drain(pending.popleft(), progress, bar)
+                drain(pending.popleft())
         shards = writer.close()
         if near is not None:  # after the shards: an entry never outlives its row
             near.save(output, run_id)
@@ -254,56 +296,37 @@ def digest(config: DigestConfig) -> dict[str, Any]:
         shards = {"documents": writer.documents.shards, "rejects": writer.rejects.shards}
         raise
     finally:
-        finished = dt.datetime.now(dt.UTC)
         wall = time.perf_counter() - t_proc
-        accounted = written + rejected + intake.skipped
-        manifest = {
+        manifest = _checked({
             "run_id": run_id,
             "flow_run_id": flow_run_id,
             "status": status,
             "error": error,
             "textdigest_version": VERSION,
             "started_at": started.isoformat(),
-            "finished_at": finished.isoformat(),
+            "finished_at": dt.datetime.now(dt.UTC).isoformat(),
             "config": json.loads(config.model_dump_json()),
-            "counts": {"read": intake.read, "written": written, "rejected": rejected,
+            "counts": {"read": intake.read, "written": sink.written, "rejected": sink.rejected,
                        "skipped_existing": intake.skipped},
-            "accounted": accounted == intake.read,
-            "rejects_by_reason": dict(sorted(reasons.items())),
+            "accounted": sink.written + sink.rejected + intake.skipped == intake.read,
+            "rejects_by_reason": dict(sorted(sink.reasons.items())),
             "near_duplicates": near.flagged if near is not None else None,
             "outputs": {k: [asdict(s) for s in v] for k, v in shards.items()},
             "models": provenance,
             "timings_s": {"load_models": round(load_s, 3), "processing_wall": round(wall, 3),
-                          **{k: round(v, 3) for k, v in sorted(timings.items())}},
+                          **{k: round(v, 3) for k, v in sorted(sink.timings.items())}},
             "docs_per_s": round(intake.read / wall, 3) if wall > 0 else None,
-        }
-        if status == "completed" and accounted != intake.read:
-            manifest["status"] = "failed"
-            manifest["error"] = (f"accounting mismatch: read {intake.read} != written {written}"
-                                 f" + rejected {rejected} + skipped {intake.skipped}")
-        ratio = config.max_reject_ratio
-        if status == "completed" and ratio is not None and rejected > ratio * intake.read:
-            manifest["status"] = "failed"
-            manifest["error"] = (f"{rejected} of {intake.read} documents rejected, more than "
-                                 f"--max-reject-ratio {ratio}; see {output / 'rejects'}")
+        }, config)
         path = writer.write_manifest(manifest)
     report_path = publish_run(config, manifest, path)  # report (if asked) and UI artifacts
     if manifest["status"] != "completed":
         raise RunCheckError(manifest["error"])
     logger.info("run %s: read %d, written %d, rejected %d, skipped %d (%.1f docs/s); manifest %s",
-                run_id, intake.read, written, rejected, intake.skipped,
+                run_id, intake.read, sink.written, sink.rejected, intake.skipped,
                 manifest["docs_per_s"] or 0.0, path)
-    published = None
-    if config.publish_repo_id:  # chained: a scheduled digest keeps its Hub dataset current
-        from flows.publish import PublishConfig, publish
-
-        options = {"license": config.publish_license} if config.publish_license else {}
-        published = publish(PublishConfig(data_dir=output, repo_id=config.publish_repo_id,
-                                          dry_run=config.publish_dry_run,
-                                          branch=config.publish_branch,
-                                          private=config.publish_private, **options))
     return {**manifest, "manifest_path": str(path), "task_runs": task_runs,
-            "report_path": str(report_path) if report_path else None, "published": published}
+            "report_path": str(report_path) if report_path else None,
+            "published": _publish_after(config)}
 
 
 def digest_for(config: DigestConfig) -> Any:

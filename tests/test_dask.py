@@ -60,7 +60,7 @@ def test_local_cluster_gives_the_rows_of_the_thread_pool(prefect_harness, cluste
     arts = short_articles(3)
     inp = write_jsonl(tmp_path / "in.jsonl",
                       [*arts, {"id": "copy", "text": light_edit(arts[0]["text"], 2)}])
-    threads = DigestConfig(input=inp, output=tmp_path / "threads", batch_size=2,
+    threads = DigestConfig(input=inp, output=tmp_path / "threads", batch_size=1,
                            sentiment_model="minilm-head", show_progress=False)
     on_dask = threads.model_copy(update={"output": tmp_path / "dask", "task_runner": "dask",
                                          "dask_address": cluster.scheduler_address})
@@ -94,7 +94,8 @@ def test_local_cluster_gives_the_rows_of_the_thread_pool(prefect_harness, cluste
     with Client(cluster.scheduler_address) as client:
         per_worker = client.run(load_counts)
     assert len(per_worker) == 2
-    # 2 batches x 3 model tasks ran on the workers; no worker loaded a model twice
+    # 4 batches x 3 model steps ran on 2 workers (so one ran two batches and reused its
+    # models); no worker loaded a model twice
     assert all(loads <= 1 for counts in per_worker.values() for loads, _ in counts.values())
     assert sum(loads + reuses for counts in per_worker.values()
                for loads, reuses in counts.values()) > 3 * len(per_worker)

@@ -8,7 +8,7 @@ Each step is a plain function (the `publish` flow in `flows.publish` wraps them)
   never sees a staged copy twice.
 - `build_card`: the dataset card (YAML `configs` and `dataset_info` derived from the shards'
   Arrow schemas, statistics, models and revisions from the rows' provenance), its text
-  rendered from the Markdown template tasks/templates/dataset_card.md.j2.
+  rendered from the Markdown template tasks/outputs/templates/dataset_card.md.j2.
 - `validate_staged`: `datasets.load_dataset` on the staged folder must give back exactly the
   local rows and features before anything leaves the machine.
 - `plan_commit` / `push`: one commit with the shards the repo lacks and the refreshed card.
@@ -75,12 +75,12 @@ COLUMN_NOTES = {
     "duplicate_of": "doc_id of an earlier document this one nearly duplicates",
 }
 
-# Training data of the built-in models and its terms (see tasks/assets/*/README.md).
+# Training data of the built-in models and its terms (see tasks/models/assets/*/README.md).
 MODEL_DATA_TERMS = {
     "minilm-lora": "SST-2 (no licence stated) and Financial PhraseBank (CC BY-NC-SA 3.0)",
     "minilm-head": "SST-2 (no licence stated) and Financial PhraseBank (CC BY-NC-SA 3.0)",
 }
-DEFAULT_LICENSE = "other"  # why: the Licence section of tasks/templates/dataset_card.md.j2
+DEFAULT_LICENSE = "other"  # why: the Licence section of tasks/outputs/templates/dataset_card.md.j2
 
 
 class PublishError(RuntimeError):
@@ -364,7 +364,7 @@ def build_card(repo_id: str, shards: list[Shard], *, license: str = DEFAULT_LICE
     """The dataset card (`huggingface_hub.DatasetCard`), deterministic for a given output.
 
     No timestamps: an unchanged output gives a byte-identical card. The text is
-    tasks/templates/dataset_card.md.j2; the YAML header is `DatasetCardData.to_yaml()`.
+    tasks/outputs/templates/dataset_card.md.j2; the YAML header is `DatasetCardData.to_yaml()`.
     """
     from huggingface_hub import DatasetCard
 

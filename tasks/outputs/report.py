@@ -4,7 +4,7 @@ People would rather look than read Parquet metadata. This module reads an output
 (documents, rejects, run manifests), computes the figures, draws the plots with matplotlib
 (Agg, no display) and renders a single HTML file: plots are embedded as base64 PNG, the CSS
 is inline and nothing is loaded from the network, so the page opens offline and can be mailed
-or archived as is. The page is a Jinja2 template (tasks/templates/report.html.j2) rendered
+or archived as is. The page is a Jinja2 template (tasks/outputs/templates/report.html.j2) rendered
 with autoescaping, so all text that comes from the data is escaped, and its URLs are shown as
 text, never as links: document text is untrusted.
 
@@ -479,7 +479,7 @@ def render_plots(data: OutputData, stats: dict[str, Any]) -> list[Plot]:
 
 
 # ------------------------------------------------------------------------------------- HTML
-# The page is tasks/templates/report.html.j2 (autoescaped, URLs defanged: tasks.outputs.templating);
+# The page is tasks/outputs/templates/report.html.j2 (autoescaped, URLs defanged: tasks.outputs.templating);
 # the functions here only shape the numbers into what the template lays out.
 
 

@@ -1,4 +1,4 @@
-"""The Jinja2 environment of the run report and the dataset card (templates in tasks/templates).
+"""The Jinja2 environment of the run report and the dataset card (templates in tasks/outputs/templates).
 
 HTML templates (`*.html.j2`, and any name not known to be Markdown) are autoescaped, and every
 value they print also has its URLs defanged (`https://` shown as `https&#58;//`), so text from
@@ -24,7 +24,7 @@ from jinja2 import (
 from jinja2.nodes import EvalContext
 from markupsafe import Markup, escape
 
-TEMPLATES = "templates"  # package data of `tasks` (pyproject: [tool.setuptools.package-data])
+TEMPLATES = "templates"  # package data of `tasks.outputs` (pyproject: package-data)
 
 
 @pass_eval_context
@@ -38,9 +38,9 @@ def _finalize(ctx: EvalContext, value: Any) -> Any:
 
 
 def environment(**filters: Callable[..., Any]) -> Environment:
-    """A fresh environment over tasks/templates, with `filters` added to Jinja's own."""
+    """A fresh environment over tasks/outputs/templates, with `filters` added to Jinja's own."""
     env = Environment(
-        loader=PackageLoader("tasks", TEMPLATES),
+        loader=PackageLoader("tasks.outputs", TEMPLATES),
         autoescape=select_autoescape(enabled_extensions=("html", "html.j2"),
                                      disabled_extensions=("md", "md.j2"), default=True),
         finalize=_finalize,

@@ -7,7 +7,7 @@ PhraseBank (news-like sentences, all three classes) teaches neutral and the news
 ordinary class-weighted 3-way cross-entropy. The rest of FPB is held out for evaluation only.
 
     python -m tasks.training.train_head --sst2 ../shared/eval/sst2/train.tsv \
-        --fpb ../shared/eval/fpb_lowagree.tsv --out tasks/assets/sentiment-head
+        --fpb ../shared/eval/fpb_lowagree.tsv --out tasks/models/assets/sentiment-head
 """
 
 from __future__ import annotations

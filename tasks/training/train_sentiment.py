@@ -9,7 +9,7 @@ part of the fixed Financial PhraseBank split take ordinary 3-way cross-entropy. 
 temperature is then fitted on a calibration slice neither task trained on.
 
     python -m tasks.training.train_sentiment --sst2 ../shared/eval/sst2/train.tsv \
-        --fpb ../shared/eval/fpb_lowagree.tsv --out tasks/assets/sentiment-lora
+        --fpb ../shared/eval/fpb_lowagree.tsv --out tasks/models/assets/sentiment-lora
 """
 
 from __future__ import annotations
@@ -622,7 +622,7 @@ AdamW, lr {hp['lr']} (head {hp['head_lr']}), weight decay {hp['weight_decay']},
 Training took {config['timing_s']['train'] / 60:.1f} min on a 2-core CPU. Reproduce:
 
     python -m tasks.training.train_sentiment --sst2 ../shared/eval/sst2/train.tsv \\
-        --fpb ../shared/eval/fpb_lowagree.tsv --out tasks/assets/sentiment-lora{news_args} \\
+        --fpb ../shared/eval/fpb_lowagree.tsv --out tasks/models/assets/sentiment-lora{news_args} \\
         --sst2-rows {hp['sst2_rows']} --fpb-repeat {hp['fpb_repeat']} --epochs {hp['epochs']} \\
         --seed {config['seed']}
 

@@ -1,0 +1,98 @@
+"""The declared pipeline: one step list, checked needs, and ARCHITECTURE.md kept honest."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tasks.pipeline import STEPS, PipelineError, active_steps, check_needs, process_batch
+from tasks.record import Document
+from tasks.steps.base import BaseStep, Batch, Step, StepSettings, guarded
+
+from .conftest import REPO
+
+ARCHITECTURE = (REPO / "ARCHITECTURE.md").read_text(encoding="utf-8")
+
+
+def test_every_step_is_a_step_with_a_unique_name_and_met_needs():
+    assert all(isinstance(step, Step) for step in STEPS)
+    names = [step.name for step in STEPS]
+    assert len(set(names)) == len(names)
+    check_needs(STEPS)  # in the declared order, every need is provided earlier
+
+
+def test_architecture_names_every_step_and_module_and_they_exist():
+    for step in STEPS:
+        module = type(step).__module__.replace(".", "/") + ".py"
+        assert (REPO / module).is_file()
+        assert f"`{module}`" in ARCHITECTURE or f"| {step.name} | `{module}`" in ARCHITECTURE, \
+            f"ARCHITECTURE.md does not name step {step.name} ({module})"
+    for path in re.findall(r"`((?:tasks|flows|bench)/[\w/]*(?:\.py)?)`", ARCHITECTURE):
+        assert (REPO / path).exists(), f"ARCHITECTURE.md names {path}, which does not exist"
+    packages = {p.name for p in (REPO / "tasks").iterdir()
+                if p.is_dir() and (p / "__init__.py").exists()}
+    for package in packages:
+        assert f"tasks/{package}/" in ARCHITECTURE, f"ARCHITECTURE.md omits tasks/{package}/"
+
+
+def test_a_step_unmet_needs_fail_before_any_work():
+    class Shout(BaseStep):
+        name = "shout"
+        needs = ("summary",)
+        provides = ("meta",)
+
+    with pytest.raises(PipelineError, match="shout.*summary"):
+        check_needs([STEPS[0], Shout()])
+
+
+class WordCount(BaseStep):
+    """The ARCHITECTURE.md recipe, as a throwaway step: words of the summary into meta."""
+
+    name = "word_count"
+    needs = ("summary",)
+    provides = ("meta",)
+
+    def __call__(self, batch: Batch, settings: StepSettings) -> Batch:
+        def run(docs: list[Document]) -> None:
+            for doc in docs:
+                if doc.summary == "boom":
+                    raise ValueError("cannot count")
+                doc.meta["summary_words"] = len(doc.summary.split())
+
+        return guarded(batch, self.name, run)
+
+
+def test_a_new_step_is_one_class_and_one_list_entry():
+    settings = StepSettings()
+    steps = [*active_steps(settings, [s for s in STEPS if s.name != "embed"]), WordCount()]
+    check_needs(steps)
+    docs = [Document(doc_id="a", source="a", raw_text="Shares rose. Bonds fell. Gold held."),
+            Document(doc_id="b", source="b", raw_text="   ")]
+    batch = process_batch(Batch(seq=0, docs=docs, n_items=2), settings,
+                          steps=[s for s in steps if s.name not in ("sentiment",)])
+    (doc,) = batch.docs
+    assert doc.meta["summary_words"] == len(doc.summary.split()) > 0
+    assert [r.reason for r in batch.rejects] == ["empty_after_cleaning"]
+    assert "word_count" in batch.timings
+    # a failure inside the new step becomes a reject of that step, not a lost batch
+    doc.summary = "boom"
+    again = WordCount()(Batch(seq=1, docs=[doc]), settings)
+    assert not again.docs and again.rejects[0].reason == "word_count_failed"
+
+
+def test_disabled_steps_drop_out_by_settings():
+    names = [s.name for s in active_steps(StepSettings(near_duplicates=False))]
+    assert "minhash" not in names and names[0] == "clean"
+    assert "minhash" in [s.name for s in active_steps(StepSettings())]
+
+
+def test_training_and_outputs_are_not_imported_by_a_run():
+    """The run-time import graph: the flow pulls in no training code (and no cycles)."""
+    code = ("import sys, flows.digest, flows.cli; "
+            "print(sorted(m for m in sys.modules if m.startswith('tasks.training')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=300, check=True)
+    assert out.stdout.strip() == "[]"
