@@ -144,7 +144,7 @@ def test_card_has_the_hub_header_and_markdown_neutralised_not_escaped(output):
 
 
 def test_templates_ship_as_package_data():
-    shipped = {p.name for p in (importlib.resources.files("tasks") / "templates").iterdir()}
+    shipped = {p.name for p in (importlib.resources.files("tasks.outputs") / "templates").iterdir()}
     assert {"report.html.j2", "report.css", "dataset_card.md.j2"} <= shipped
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
-    assert "templates/*" in config["tool"]["setuptools"]["package-data"]["tasks"]
+    assert "templates/*" in config["tool"]["setuptools"]["package-data"]["tasks.outputs"]

@@ -479,8 +479,9 @@ def render_plots(data: OutputData, stats: dict[str, Any]) -> list[Plot]:
 
 
 # ------------------------------------------------------------------------------------- HTML
-# The page is tasks/outputs/templates/report.html.j2 (autoescaped, URLs defanged: tasks.outputs.templating);
-# the functions here only shape the numbers into what the template lays out.
+# The page is tasks/outputs/templates/report.html.j2 (autoescaped, URLs defanged:
+# tasks.outputs.templating); the functions here only shape the numbers into what the
+# template lays out.
 
 
 def _short(text: str, limit: int) -> str:

@@ -1,4 +1,4 @@
-"""The Jinja2 environment of the run report and the dataset card (templates in tasks/outputs/templates).
+"""The Jinja2 environment of the run report and the dataset card (tasks/outputs/templates).
 
 HTML templates (`*.html.j2`, and any name not known to be Markdown) are autoescaped, and every
 value they print also has its URLs defanged (`https://` shown as `https&#58;//`), so text from
