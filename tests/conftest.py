@@ -35,3 +35,12 @@ def prefect_harness():
         updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     ):
         yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """`slow`: subprocesses, servers, clusters, training (marked in the tests) and every test
+    that runs a Prefect flow (it starts the temporary API). `pytest -m "not slow"` is the
+    quick developer subset (README)."""
+    for item in items:
+        if "prefect_harness" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -89,6 +89,7 @@ def test_disabled_steps_drop_out_by_settings():
     assert "minhash" in [s.name for s in active_steps(StepSettings())]
 
 
+@pytest.mark.slow
 def test_training_and_outputs_are_not_imported_by_a_run():
     """The run-time import graph: the flow pulls in no training code (and no cycles)."""
     code = ("import sys, flows.digest, flows.cli; "
@@ -96,3 +97,40 @@ def test_training_and_outputs_are_not_imported_by_a_run():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, timeout=300, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Every `from tasks…/flows… import` in tasks/ and flows/, wherever it sits (a cycle
+    closed inside a function is still a cycle)."""
+    import ast
+
+    files = {}
+    for path in [*REPO.glob("tasks/**/*.py"), *REPO.glob("flows/*.py")]:
+        name = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        files[name] = path
+    graph: dict[str, set[str]] = {name: set() for name in files}
+    for name, path in files.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for target in (node.module, *(f"{node.module}.{a.name}" for a in node.names)):
+                    if target in files and target != name:
+                        graph[name].add(target)
+    return graph
+
+
+def test_no_import_cycles():
+    graph = _import_graph()
+    assert graph["tasks.pipeline"] and graph["flows.digest"]  # the graph was read
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            assert state.get(nxt) != 1, "import cycle: " + " -> ".join([*path, nxt])
+            if nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])

@@ -224,6 +224,7 @@ def test_a_reject_ratio_over_the_limit_exits_1_with_one_line(runs):
     assert manifest["status"] == "failed" and manifest["counts"]["rejected"] == 1
 
 
+@pytest.mark.slow
 def test_an_unwritable_output_exits_2_before_any_work(tmp_path):
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder")

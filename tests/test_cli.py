@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from .conftest import REPO, SEEDS
+
+pytestmark = pytest.mark.slow  # subprocesses, servers or clusters
 
 EXE = Path(sys.executable).with_name("textdigest")
 

@@ -12,6 +12,8 @@ from flows.runners import local_cluster_kwargs, task_runner_for
 
 from .corpus import light_edit, short_articles, write_jsonl
 
+pytestmark = pytest.mark.slow  # subprocesses, servers or clusters
+
 
 @pytest.fixture(scope="module")
 def cluster():

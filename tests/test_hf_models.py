@@ -344,6 +344,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_models_list_pull_and_refusals(models, tmp_path):
     listed = _cli("models", "list")
     assert listed.returncode == 0, listed.stderr

@@ -20,6 +20,8 @@ from flows.config import DigestConfig
 
 from .corpus import articles
 
+pytestmark = pytest.mark.slow  # subprocesses, servers or clusters
+
 EXE = Path(sys.executable).with_name("textdigest")
 SEEDS = (1, 2, 3)
 N_ARTICLES = 8  # the committed fixture articles

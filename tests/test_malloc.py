@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses, servers or clusters
+
 PROBE = """
 import ctypes, sys
 from tasks.runtime.malloc import pin_mmap_threshold

@@ -273,6 +273,7 @@ def test_a_digest_run_can_chain_a_publish(prefect_harness, tmp_path):
     assert not (out / steps.RECORD_DIR).exists()  # a dry run records nothing
 
 
+@pytest.mark.slow
 def test_the_token_never_leaves_the_hub_client(prefect_harness, output_copy, tmp_path, capfd,
                                                caplog, monkeypatch):
     from prefect.client.orchestration import get_client
@@ -303,6 +304,7 @@ def test_the_token_never_leaves_the_hub_client(prefect_harness, output_copy, tmp
     assert not [s for s in seen if SENTINEL in s]  # ... and nothing else did
 
 
+@pytest.mark.slow
 def test_offline_push_fails_fast_and_touches_nothing(output_copy, tmp_path):
     before = _snapshot(output_copy)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_TOKEN": SENTINEL,
@@ -318,6 +320,7 @@ def test_offline_push_fails_fast_and_touches_nothing(output_copy, tmp_path):
 
 
 
+@pytest.mark.slow
 def test_no_route_to_the_hub_fails_at_once(output_copy, monkeypatch):
     from huggingface_hub import constants
     from typer.testing import CliRunner
@@ -336,6 +339,7 @@ def test_no_route_to_the_hub_fails_at_once(output_copy, monkeypatch):
     assert not steps.default_staging_dir(output_copy).exists()
 
 
+@pytest.mark.slow
 def test_cli_refuses_bad_arguments_in_one_line(output_copy, tmp_path):
     from typer.testing import CliRunner
 

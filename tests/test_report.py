@@ -143,6 +143,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_report_command_writes_the_page_and_fails_in_one_line(digest_output, tmp_path):
     out, _, _ = digest_output
     target = tmp_path / "sub" / "page.html"

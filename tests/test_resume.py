@@ -12,10 +12,13 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from tasks.io.near_duplicates import index_files
 
 from .corpus import articles, light_edit
+
+pytestmark = pytest.mark.slow  # subprocesses, servers or clusters
 
 EXE = Path(sys.executable).with_name("textdigest")
 N_EDITS = 3

@@ -27,6 +27,8 @@ from flows.schedule import find_prefect_yaml, read_spec
 from .conftest import REPO
 from .corpus import short_articles, write_jsonl
 
+pytestmark = pytest.mark.slow  # subprocesses, servers or clusters
+
 BIN = Path(sys.executable).parent
 POOL = "textdigest-pool"
 

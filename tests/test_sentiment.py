@@ -95,6 +95,7 @@ def test_pooling_keeps_a_distribution():
         pool_probs(probs, "max")
 
 
+@pytest.mark.slow
 def test_small_training_run_is_reproducible(tmp_path):
     from safetensors.numpy import load_file
 

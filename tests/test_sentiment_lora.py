@@ -115,6 +115,7 @@ def test_provenance_carries_the_adapter_and_head_digests(model):
     assert params["lora"] == {"r": model.lora["r"], "alpha": model.lora["alpha"]}
 
 
+@pytest.mark.slow
 def test_tiny_training_run_writes_a_loadable_adapter(tmp_path):
     from safetensors.numpy import load_file
 
