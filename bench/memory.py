@@ -95,7 +95,7 @@ def child(input_path: Path, near_dup: bool, batch_size: int | None, result: Path
     # RSS over the second half of the run against the first: growth that scales with input.
     half = len(rss) // 2
     result.write_text(json.dumps({
-        "docs": manifest["counts"]["read"], "batch_size": config.batch_size,
+        "docs": manifest["counts"]["read"], "batch_size": config.runtime.batch_size,
         "written": manifest["counts"]["written"],
         "wall_s": manifest["timings_s"]["processing_wall"], "after_load_mib": after_load,
         "peak_rss_mib": peak_rss_mib(), "rss_first_half_max": max(rss[:half] or rss),

@@ -65,18 +65,18 @@ def runner_times(arts: list[dict[str, str]], workers: int) -> list[tuple[str, fl
         rows.append((label, time.perf_counter() - start, summary["timings_s"]["processing_wall"]))
 
     with prefect_test_harness():
-        timed("threads, cold (models loaded)", base.model_copy(update={"output": tmp / "t1"}))
-        timed("threads, warm", base.model_copy(update={"output": tmp / "t2"}))
+        timed("threads, cold (models loaded)", base.updated(**{"output": tmp / "t1"}))
+        timed("threads, warm", base.updated(**{"output": tmp / "t2"}))
         start = time.perf_counter()
-        with LocalCluster(**local_cluster_kwargs(base.model_copy(
-                update={"task_runner": "dask", "dask_workers": workers})),
+        with LocalCluster(**local_cluster_kwargs(base.updated(
+                task_runner="dask", dask_workers=workers)),
                 dashboard_address=None) as cluster:
             rows.append((f"LocalCluster start ({workers} workers)",
                          time.perf_counter() - start, 0.0))
             on = {"task_runner": "dask", "dask_address": cluster.scheduler_address}
             timed("dask, cold (workers load models)",
-                  base.model_copy(update={**on, "output": tmp / "d1"}))
-            timed("dask, warm", base.model_copy(update={**on, "output": tmp / "d2"}))
+                  base.updated(**{**on, "output": tmp / "d1"}))
+            timed("dask, warm", base.updated(**{**on, "output": tmp / "d2"}))
     return rows
 
 

@@ -152,7 +152,7 @@ def run_flow(input_path: Path, backend: str, batch_size: int, sst2_limit: int | 
     models.load_summarizer()
     load_s = time.perf_counter() - t0
     if plain:  # both timed passes start warm (ORT arenas, compiled regexes), not just the 2nd
-        plain_steps(input_path, config, limit=config.batch_size)
+        plain_steps(input_path, config, limit=config.runtime.batch_size)
 
     t0 = time.perf_counter()
     manifest = digest(config)
@@ -183,8 +183,8 @@ def plain_steps(input_path: Path, config, limit: int | None = None) -> float:
     settings = config.step_settings()  # the flow's steps (minhash included), from one list
     start = time.perf_counter()
     items = ingest.iter_items(input_path, config.ingest_options())
-    for seq, raw in enumerate(ingest.batched(items, config.batch_size, limit,
-                                             config.batch_chars)):
+    for seq, raw in enumerate(ingest.batched(items, config.runtime.batch_size, limit,
+                                             config.runtime.batch_chars)):
         process_batch(Batch(seq=seq, docs=[d for d in raw if hasattr(d, "raw_text")]),
                       settings)
     return time.perf_counter() - start

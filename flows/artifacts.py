@@ -77,7 +77,7 @@ def summary_markdown(manifest: dict[str, Any], manifest_path: Path,
         lines += ["", "## Models", "", "| role | name | revision |", "|---|---|---|"]
         lines += [f"| {_cell(role)} | {_code(m.get('name'))} | {_code(m.get('revision'))} |"
                   for role, m in models]
-    lines += ["", f"- Output: {_code(manifest['config']['output'])}",
+    lines += ["", f"- Output: {_code(manifest['config']['output']['path'])}",
               f"- Manifest: {_code(manifest_path)}"]
     if report_path is not None:
         lines.append(f"- Report: {_code(report_path)}")
@@ -101,7 +101,7 @@ def publish_run(config: DigestConfig, manifest: dict[str, Any],
     published only log a warning: the dataset is written and the manifest holds it all.
     """
     logger = get_run_logger()
-    report_path = report_task(config.output) if config.report else None
+    report_path = report_task(config.output.path) if config.output.report else None
     run_id = manifest["run_id"]
     try:
         create_markdown_artifact(
@@ -115,7 +115,7 @@ def publish_run(config: DigestConfig, manifest: dict[str, Any],
         if report_path is not None:
             create_link_artifact(key=REPORT_KEY, link=Path(report_path).resolve().as_uri(),
                                  link_text=Path(report_path).name,
-                                 description=f"HTML report of {config.output}, run {run_id}")
+                                 description=f"HTML report of {config.output.path}, run {run_id}")
     except Exception as exc:  # noqa: BLE001 - the UI view is optional, the data is written
         logger.warning("could not publish the run's artifacts: %s: %s",
                        type(exc).__name__, exc)

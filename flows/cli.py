@@ -54,10 +54,15 @@ def _quiet_env() -> None:
 
 def _option_error(exc: ValidationError) -> str:
     """A config validation error named as the command line spells the option."""
+    from flows.config import FLAT
+
     first = exc.errors()[0]
-    if first["loc"]:
-        option = "-".join(str(p) for p in first["loc"]).replace("_", "-")
-        return f"--{option}: {first['msg']}"
+    loc = tuple(str(p) for p in first["loc"])
+    flat = {where: name for name, where in FLAT.items()}
+    if len(loc) == 2 and loc in flat:  # (group, field): the option's flat name
+        return f"--{flat[loc].replace('_', '-')}: {first['msg']}"
+    if len(loc) == 1 and loc[0] not in ("input", "models", "runtime", "output", "publish"):
+        return f"--{loc[0].replace('_', '-')}: {first['msg']}"
     # a check across options: name them as the command line spells them
     return first["msg"].removeprefix("Value error, ").replace("_", "-")
 
@@ -193,12 +198,12 @@ def run(
         )
     except ValidationError as exc:
         raise _fail(_option_error(exc), 2) from None
-    if not config.input.exists():
-        raise _fail(f"input not found: {config.input}", 2)
+    if not config.input.path.exists():
+        raise _fail(f"input not found: {config.input.path}", 2)
     from tasks.io.write import unwritable_reason
 
-    if reason := unwritable_reason(config.output):  # before hours of work, not after
-        raise _fail(f"output folder not writable: {config.output}: {reason}", 2)
+    if reason := unwritable_reason(config.output.path):  # before hours of work, not after
+        raise _fail(f"output folder not writable: {config.output.path}: {reason}", 2)
 
     from tasks.models.registry import ModelError
 
@@ -301,7 +306,7 @@ def _temporary_api_for_workers(config) -> dict:
     """On Dask with no server configured: start the temporary API now and name it in the
     settings, which travel with each task, so that the workers report to it instead of each
     starting a temporary API of its own."""
-    if config.task_runner != "dask":
+    if config.runtime.task_runner != "dask":
         return {}
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL
@@ -577,7 +582,6 @@ def serve(
     one at a time until Ctrl-C.
     """
     _quiet_env()
-    from flows.config import DigestConfig
     from flows.schedule import (
         ScheduleError,
         find_prefect_yaml,
@@ -591,14 +595,14 @@ def serve(
         updates = {k: v for k, v in {"input": input, "output": output,
                                      "task_runner": task_runner,
                                      "dask_address": dask_address}.items() if v is not None}
-        config = DigestConfig.model_validate({**spec.config.model_dump(), **updates})
+        config = spec.config.updated(**updates)
         api_url = require_server()  # the temporary API of a server-less run schedules nothing
     except ScheduleError as exc:
         raise _fail(str(exc), 2) from None
     except ValidationError as exc:
         raise _fail(f"bad option: {exc.errors()[0]['msg']}", 2) from None
     out.print(f"serving digest/{name} on cron {cron or spec.cron!r} at {api_url}: "
-              f"{config.input} -> {config.output}", highlight=False)
+              f"{config.input.path} -> {config.output.path}", highlight=False)
     serve_digest(config, name=name, cron=cron or spec.cron)
 
 

@@ -185,25 +185,25 @@ def _checked(manifest: dict[str, Any], config: DigestConfig) -> dict[str, Any]:
         manifest["status"] = "failed"
         manifest["error"] = (f"accounting mismatch: read {c['read']} != written {c['written']}"
                              f" + rejected {c['rejected']} + skipped {c['skipped_existing']}")
-    ratio = config.max_reject_ratio
+    ratio = config.output.max_reject_ratio
     too_many = ratio is not None and c["rejected"] > ratio * c["read"]
     if manifest["status"] == "completed" and too_many:
         manifest["status"] = "failed"
         manifest["error"] = (f"{c['rejected']} of {c['read']} documents rejected, more than "
-                             f"--max-reject-ratio {ratio}; see {config.output / 'rejects'}")
+                             f"--max-reject-ratio {ratio}; see {config.output.path / 'rejects'}")
     return manifest
 
 
 def _publish_after(config: DigestConfig) -> Any:
     """Chained publish: a scheduled digest keeps its Hub dataset current."""
-    if not config.publish_repo_id:
+    if not config.publish.repo_id:
         return None
     from flows.publish import PublishConfig, publish
 
-    options = {"license": config.publish_license} if config.publish_license else {}
-    return publish(PublishConfig(data_dir=config.output, repo_id=config.publish_repo_id,
-                                 dry_run=config.publish_dry_run, branch=config.publish_branch,
-                                 private=config.publish_private, **options))
+    options = {"license": config.publish.license} if config.publish.license else {}
+    return publish(PublishConfig(data_dir=config.output.path, repo_id=config.publish.repo_id,
+                                 dry_run=config.publish.dry_run, branch=config.publish.branch,
+                                 private=config.publish.private, **options))
 
 
 def _submit(batch: Batch, steps: list[Step], settings: StepSettings) -> Any:
@@ -217,7 +217,7 @@ def _submit(batch: Batch, steps: list[Step], settings: StepSettings) -> Any:
 @flow(name="digest", task_runner=ThreadPoolTaskRunner(max_workers=thread_workers(2)),
       log_prints=False)
 def digest(config: DigestConfig) -> dict[str, Any]:
-    """Digest every document under `config.input` into the dataset at `config.output`."""
+    """Digest every document under `config.input.path` into the dataset at `config.output.path`."""
     logger = get_run_logger()
     started = dt.datetime.now(dt.UTC)
     run_id = new_run_id(started)
@@ -225,20 +225,20 @@ def digest(config: DigestConfig) -> dict[str, Any]:
     if runs_elsewhere(config, getattr(ctx, "task_runner", None)):
         # A deployment or `serve` loads this flow as declared: rerun it, as a subflow, on
         # the task runner that the config asks for.
-        logger.info("running on the %r task runner in a subflow", config.task_runner)
+        logger.info("running on the %r task runner in a subflow", config.runtime.task_runner)
         return digest_for(config)(config)
     flow_run_id = str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None
     pin_mmap_threshold()  # memory stays flat over long runs (see tasks.runtime.malloc)
     settings = config.step_settings()
     steps = active_steps(settings)  # fails here, before any work, if a need is unmet
-    output = config.output
+    output = config.output.path
     logger.info("run %s: %s -> %s (summarizer=%s, sentiment=%s, batch_size=%d, batch_chars=%s)",
-                run_id, config.input, output, settings.models.summarizer,
-                settings.models.sentiment, config.batch_size, config.batch_chars)
-    if config.torch_threads:
+                run_id, config.input.path, output, settings.models.summarizer,
+                settings.models.sentiment, config.runtime.batch_size, config.runtime.batch_chars)
+    if config.runtime.torch_threads:
         import torch
 
-        torch.set_num_threads(config.torch_threads)  # process-wide, as torch defines it
+        torch.set_num_threads(config.runtime.torch_threads)  # process-wide, as torch defines it
     t0 = time.perf_counter()
     provenance = load_models(settings)
     load_s = time.perf_counter() - t0
@@ -247,22 +247,23 @@ def digest(config: DigestConfig) -> dict[str, Any]:
     if removed:
         logger.warning("removed %d temporary file(s) left by an interrupted run", len(removed))
     intake = _Intake(existing_doc_ids(output), existing_reject_keys(output))
-    near = (None if config.near_dup_threshold is None
-            else near_duplicates.load_index(output, config.near_dup_threshold, intake.done_ids))
+    threshold = config.output.near_dup_threshold
+    near = (None if threshold is None
+            else near_duplicates.load_index(output, threshold, intake.done_ids))
     if near is not None:  # this run's signatures stream to disk, not memory
         near.open_run(output, run_id)
     opts = config.ingest_options()
-    total = ingest.count_items(config.input, opts)
-    if config.limit is not None:
-        total = min(total, config.limit)
+    total = ingest.count_items(config.input.path, opts)
+    if config.input.limit is not None:
+        total = min(total, config.input.limit)
 
-    writer = DatasetWriter(output, run_id, config.shard_rows)
+    writer = DatasetWriter(output, run_id, config.output.shard_rows)
     sink = _Sink(writer, near, {**provenance, "run_id": run_id, "textdigest_version": VERSION})
     task_runs = 1  # load-models; then each batch's chain (for callers that wait on the API)
     t_proc = time.perf_counter()
     status, error = "completed", None
     try:
-        with _progress(config.show_progress, total) as progress:
+        with _progress(config.runtime.show_progress, total) as progress:
             bar = progress.add_task("digest", total=total) if progress is not None else None
 
             def drain(future: Any) -> None:
@@ -272,15 +273,16 @@ def digest(config: DigestConfig) -> dict[str, Any]:
                     progress.advance(bar, batch.n_items)
 
             pending: deque[Any] = deque()
-            items = ingest.iter_items(config.input, opts)
+            items = ingest.iter_items(config.input.path, opts)
             t_read = time.perf_counter()
-            for seq, raw in enumerate(ingest.batched(items, config.batch_size, config.limit,
-                                                             config.batch_chars)):
+            for seq, raw in enumerate(ingest.batched(items, config.runtime.batch_size,
+                                                     config.input.limit,
+                                                     config.runtime.batch_chars)):
                 batch = intake.batch(seq, raw)
                 sink.timings["ingest"] += time.perf_counter() - t_read
                 pending.append(_submit(batch, steps, settings))
                 task_runs += len(steps)
-                while len(pending) > config.max_in_flight:
+                while len(pending) > config.runtime.max_in_flight:
                     drain(pending.popleft())
                 t_read = time.perf_counter()
             while pending:

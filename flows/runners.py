@@ -34,30 +34,30 @@ def local_cluster_kwargs(config: DigestConfig) -> dict[str, Any]:
     """LocalCluster settings: worker processes with one thread each, so the models (which
     use their own intra-op threads) are not shared by concurrent tasks in a process."""
     kwargs: dict[str, Any] = {"processes": True, "threads_per_worker": 1}
-    if config.dask_workers is not None:
-        kwargs["n_workers"] = config.dask_workers
+    if config.runtime.dask_workers is not None:
+        kwargs["n_workers"] = config.runtime.dask_workers
     return kwargs
 
 
 def task_runner_for(config: DigestConfig) -> TaskRunner | None:
     """The task runner `config` asks for; None means the flow's default (threads, sized for
     the default `max_in_flight`)."""
-    if config.task_runner == "threads":
-        from flows.config import DigestConfig as Config
+    if config.runtime.task_runner == "threads":
+        from flows.config import RuntimeConfig
 
-        default = Config.model_fields["max_in_flight"].default
-        if config.max_in_flight == default:
+        default = RuntimeConfig.model_fields["max_in_flight"].default
+        if config.runtime.max_in_flight == default:
             return None
         from prefect.task_runners import ThreadPoolTaskRunner
 
-        return ThreadPoolTaskRunner(max_workers=thread_workers(config.max_in_flight))
+        return ThreadPoolTaskRunner(max_workers=thread_workers(config.runtime.max_in_flight))
     from prefect_dask import DaskTaskRunner
 
-    if config.dask_address:
-        return DaskTaskRunner(address=config.dask_address)
+    if config.runtime.dask_address:
+        return DaskTaskRunner(address=config.runtime.dask_address)
     return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(config))
 
 
 def runs_elsewhere(config: DigestConfig, active: object) -> bool:
     """Whether the active task runner is not the kind `config` asks for."""
-    return (config.task_runner == "dask") != (type(active).__name__ == "DaskTaskRunner")
+    return (config.runtime.task_runner == "dask") != (type(active).__name__ == "DaskTaskRunner")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import typer
 
 from flows.cli import app
-from flows.config import DigestConfig
+from flows.config import FLAT, GROUPS, DigestConfig
 from tasks.models.names import ModelNames
 
-# Config fields spelt differently on the command line.
+# Config fields spelt differently on the command line (flat name -> option name).
 RENAMED = {"show_progress": "progress", "torch_threads": "threads"}
 # Fields the command line leaves out on purpose, and why.
 NOT_ON_THE_COMMAND_LINE = {
@@ -32,24 +32,41 @@ def _run_options() -> dict[str, object]:
     return {p.name: p for p in command.params if p.name != "help"}
 
 
+def test_the_flat_names_cover_every_nested_field_once():
+    nested = {(group, name) for group, model in GROUPS.items() for name in model.model_fields}
+    assert sorted(FLAT.values()) == sorted(nested)
+    assert set(DigestConfig.model_fields) == set(GROUPS)
+
+
 def test_every_config_field_is_an_option_with_the_same_default():
     options = _run_options()
-    fields = DigestConfig.model_fields
-    missing = sorted(RENAMED.get(f, f) for f in fields
+    missing = sorted(RENAMED.get(f, f) for f in FLAT
                      if f not in NOT_ON_THE_COMMAND_LINE and RENAMED.get(f, f) not in options)
     assert missing == [], f"config fields with no `textdigest run` option: {missing}"
-    unknown = sorted(set(options) - {RENAMED.get(f, f) for f in fields} - CLI_ONLY)
+    unknown = sorted(set(options) - {RENAMED.get(f, f) for f in FLAT} - CLI_ONLY)
     assert unknown == [], f"options that are not config fields: {unknown}"
-    for name, field in fields.items():
-        option = options.get(RENAMED.get(name, name))
+    for flat, (group, name) in FLAT.items():
+        option = options.get(RENAMED.get(flat, flat))
         if option is None:
             continue
-        expected = field.default
+        expected = GROUPS[group].model_fields[name].default
         given = option.default
-        if name in ZERO_IS_NONE and given == 0:
+        if flat in ZERO_IS_NONE and given == 0:
             given = None
         assert given == expected, f"--{option.name.replace('_', '-')}: CLI default {given!r}, " \
-                                  f"config default {expected!r}"
+                                  f"config {group}.{name} default {expected!r}"
+
+
+def test_a_flat_mapping_and_the_nested_form_are_one_config():
+    flat = DigestConfig(input="in.jsonl", batch_size=8, near_dup_threshold=0,
+                        publish_repo_id="org/name", sentiment_model="minilm-head")
+    nested = DigestConfig.model_validate({
+        "input": {"path": "in.jsonl"}, "runtime": {"batch_size": 8},
+        "output": {"near_dup_threshold": None}, "publish": {"repo_id": "org/name"},
+        "models": {"sentiment_model": "minilm-head"}})
+    assert flat == nested
+    assert flat.updated(output="elsewhere").output.path.name == "elsewhere"
+    assert flat.updated(output="elsewhere").runtime.batch_size == 8  # the rest kept
 
 
 def test_the_model_defaults_agree_with_the_config():

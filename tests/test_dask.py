@@ -64,8 +64,8 @@ def test_local_cluster_gives_the_rows_of_the_thread_pool(prefect_harness, cluste
                       [*arts, {"id": "copy", "text": light_edit(arts[0]["text"], 2)}])
     threads = DigestConfig(input=inp, output=tmp_path / "threads", batch_size=1,
                            sentiment_model="minilm-head", show_progress=False)
-    on_dask = threads.model_copy(update={"output": tmp_path / "dask", "task_runner": "dask",
-                                         "dask_address": cluster.scheduler_address})
+    on_dask = threads.updated(output=tmp_path / "dask", task_runner="dask",
+                              dask_address=cluster.scheduler_address)
     from flows.digest import digest
 
     assert digest_for(threads) is digest

@@ -147,14 +147,13 @@ def test_near_duplicates_within_a_run_across_runs_and_after_a_lost_index(prefect
 
     # turned off: nothing flagged, no index written
     off = tmp_path / "off"
-    digest(cfg.model_copy(update={"input": inp / "1.jsonl", "output": off, "limit": 2,
-                                  "near_dup_threshold": None}))
+    digest(cfg.updated(input=inp / "1.jsonl", output=off, limit=2, near_dup_threshold=None))
     assert _docs(off) == {a["id"]: None, "a-edit": None} and not (off / "index").exists()
 
 
 def test_zero_threshold_turns_the_check_off_as_on_the_command_line():
-    assert DigestConfig(near_dup_threshold=0).near_dup_threshold is None
-    assert DigestConfig().near_dup_threshold == 0.8
+    assert DigestConfig(near_dup_threshold=0).output.near_dup_threshold is None
+    assert DigestConfig().output.near_dup_threshold == 0.8
     with pytest.raises(ValueError):
         DigestConfig(near_dup_threshold=1.5)
 

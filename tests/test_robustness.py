@@ -56,7 +56,7 @@ def test_non_english_is_kept_and_flagged_or_rejected_by_configuration(policy):
 
 
 def test_the_non_english_option_is_validated():
-    assert DigestConfig().non_english == "keep"
+    assert DigestConfig().input.non_english == "keep"
     with pytest.raises(ValueError):
         DigestConfig(non_english="drop")
 

@@ -159,7 +159,7 @@ def test_deployment_registers_with_its_cron_and_a_run_completes_on_a_worker(serv
         assert all(s["active"] for s in deployment["schedules"])
         assert deployment["work_pool_name"] == POOL
         assert deployment["entrypoint"] == "flows/digest.py:digest"
-        assert deployment["parameters"]["config"]["output"] == "data"
+        assert deployment["parameters"]["config"]["output"]["path"] == "data"
 
         # one run of it, on the worker, into a temporary output
         inp = write_jsonl(tmp_path / "in.jsonl", short_articles(1))
@@ -182,13 +182,13 @@ def test_deployment_registers_with_its_cron_and_a_run_completes_on_a_worker(serv
             r.json() if (r := _call(api, "GET", "/deployments/name/digest/served")).is_success
             else None), 60, logs)
         assert [s["schedule"]["cron"] for s in served["schedules"]] == [spec.cron]
-        assert served["parameters"]["config"]["input"] == str(spec.config.input)
+        assert served["parameters"]["config"]["input"]["path"] == str(spec.config.input.path)
 
 
 def test_serve_reads_the_cron_of_prefect_yaml_and_refuses_a_broken_one(tmp_path):
     spec = read_spec(REPO / "prefect.yaml")
     assert spec.name == "digest" and spec.cron == "0 * * * *"
-    assert spec.config.input == Path("seeds") and spec.config.task_runner == "threads"
+    assert spec.config.input.path == Path("seeds") and spec.config.runtime.task_runner == "threads"
     broken = tmp_path / "prefect.yaml"
     broken.write_text("deployments:\n  - name: digest\n    schedules: []\n")
     done = subprocess.run([str(BIN / "textdigest"), "serve", "--prefect-yaml", str(broken)],
@@ -257,7 +257,7 @@ def test_serve_runs_its_cron_schedule_against_a_real_server(tmp_path):
                 r.json() if (r := _call(api, "GET", "/deployments/name/digest/every-minute")
                              ).is_success else None), 60, logs)
             assert [s["schedule"]["cron"] for s in served["schedules"]] == ["* * * * *"]
-            assert served["parameters"]["config"]["input"] == str(inbox)
+            assert served["parameters"]["config"]["input"]["path"] == str(inbox)
 
             def finished_run() -> dict | None:
                 assert serve.poll() is None, logs[1].read_text()[-3000:]
@@ -272,7 +272,7 @@ def test_serve_runs_its_cron_schedule_against_a_real_server(tmp_path):
             assert run["state"]["type"] == "COMPLETED", "\n".join(
                 p.read_text()[-3000:] for p in logs)
             assert run["auto_scheduled"], run  # fired by the cron, not created by hand
-            assert run["parameters"]["config"]["output"] == str(out)
+            assert run["parameters"]["config"]["output"]["path"] == str(out)
 
             # Stop serve between runs, as Ctrl-C would: a runner that stops cancels the runs
             # it still holds, and the finished run's process can outlive its COMPLETED state.

@@ -529,9 +529,15 @@ def _latest_run(run: dict[str, Any] | None) -> dict[str, Any] | None:
     if run.get("error"):
         facts.append(["error", run["error"]])
     config = run.get("config") or {}
-    for key in ("input", "output", "summarizer", "sentiment_model", "batch_size"):
-        if key in config:
-            facts.append([f"config: {key}", config[key]])
+    # nested by concern since 0.2 (flows/config.py); older manifests hold the flat names
+    for key, group, name in (("input", "input", "path"), ("output", "output", "path"),
+                             ("summarizer", "models", "summarizer"),
+                             ("sentiment_model", "models", "sentiment_model"),
+                             ("batch_size", "runtime", "batch_size")):
+        value = (config.get(group) or {}).get(name) if isinstance(config.get(group), dict) \
+            else config.get(key)
+        if value is not None:
+            facts.append([f"config: {key}", value])
     return {
         "kpis": [(counts.get("read"), "documents read"), (counts.get("written"), "written"),
                  (counts.get("rejected"), "rejected"),
