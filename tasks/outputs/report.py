@@ -529,7 +529,7 @@ def _latest_run(run: dict[str, Any] | None) -> dict[str, Any] | None:
     if run.get("error"):
         facts.append(["error", run["error"]])
     config = run.get("config") or {}
-    # nested by concern since 0.2 (flows/config.py); older manifests hold the flat names
+    # nested by concern (flows/config.py); manifests of older versions hold the flat names
     for key, group, name in (("input", "input", "path"), ("output", "output", "path"),
                              ("summarizer", "models", "summarizer"),
                              ("sentiment_model", "models", "sentiment_model"),
