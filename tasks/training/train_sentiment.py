@@ -301,45 +301,10 @@ def _evaluate(logits: dict[str, np.ndarray], ys: dict[str, np.ndarray],
     return out
 
 
-def train_sentiment_model(
-    sst2_train: Path,
-    fpb: Path,
-    out_dir: Path,
-    seed: int = 13,
-    *,
-    sst2_rows: int = 20000,
-    fpb_repeat: int = 3,
-    epochs: int = 1,
-    max_length: int = 64,
-    sst2_dev: Path | None = None,
-    sentfin: Path | None = None,
-    tfns_train: Path | None = None,
-    tfns_valid: Path | None = None,
-    max_steps: int | None = None,
-    fp16_adapter: bool = True,
-    progress: bool = True,
-    **hyperparameters: Any,
-) -> dict[str, Any]:
-    """Train, calibrate, score and save the adapter, head, config and model card.
-
-    Returns the config written to `out_dir/config.json` (hyperparameters, data rules, metrics,
-    timing). `max_steps` cuts training short (tests). With `fp16_adapter` the adapter is
-    stored in float16 and every reported figure is measured with the rounded weights.
-    """
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from safetensors.torch import load_file, save_file
-    from tqdm.auto import tqdm
-    from transformers import AutoTokenizer
-
-    unknown = set(hyperparameters) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown hyperparameters: {sorted(unknown)}")
-    hp = {**DEFAULTS, **hyperparameters}
-    started = time.perf_counter()
-    _seed_everything(seed)
-    rng = np.random.default_rng(seed)
-
+def _training_rows(sst2_train: Path, fpb: Path, sst2_rows: int, fpb_repeat: int,
+                   sentfin: Path | None, tfns_train: Path | None
+                   ) -> tuple[dict[str, Any], list[tuple[str, int, int]]]:
+    """The data splits, and the rows trained on as (text, label, task): task 1 is 3-way."""
     news = {}
     if sentfin is not None:
         news["sentfin"] = read_labelled(sentfin)
@@ -352,6 +317,14 @@ def train_sentiment_model(
         train_rows += [(t, y, 1) for t, y in data.get(name, [])]
     if not train_rows:
         raise ValueError("no training rows")
+    return data, train_rows
+
+
+def _lora_model(hp: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """(base ref, tokenizer, LoRA-wrapped MiniLM, 3-way head), ready to train."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoTokenizer
 
     base_ref = resolve_encoder(DEFAULT_ENCODER)
     tokenizer = AutoTokenizer.from_pretrained(str(base_ref.path))
@@ -363,22 +336,31 @@ def train_sentiment_model(
     with warnings.catch_warnings():  # peft calls a transformers API deprecated in 5.x
         warnings.simplefilter("ignore", FutureWarning)
         encoder = get_peft_model(base, lora_config)
-    hidden_size = int(base.config.hidden_size)
-    head = torch.nn.Linear(hidden_size, len(SENTIMENT_LABELS))
-    lora_params = [p for p in encoder.parameters() if p.requires_grad]
-    n_trainable = sum(p.numel() for p in lora_params) + sum(p.numel() for p in head.parameters())
+    head = torch.nn.Linear(int(base.config.hidden_size), len(SENTIMENT_LABELS))
+    return base_ref, tokenizer, encoder, head
 
-    batcher = _Batcher(tokenizer, [t for t, _, _ in train_rows], max_length)
+
+def _fpb_class_weights(fpb_train: list[tuple[str, int]], power: float) -> Any:
+    """(inverse frequency) ** power, scaled so the FPB rows' mean weight is 1."""
+    import torch
+
+    counts = np.bincount([y for _, y in fpb_train], minlength=len(SENTIMENT_LABELS))
+    class_w = (counts.sum() / (len(counts) * np.maximum(counts, 1))) ** power
+    return torch.tensor(class_w * counts.sum() / max((class_w * counts).sum(), 1e-12),
+                        dtype=torch.float32)
+
+
+def _train(encoder: Any, head: Any, batcher: _Batcher, train_rows: list[tuple[str, int, int]],
+           class_w: Any, hp: dict[str, Any], epochs: int, rng: np.random.Generator,
+           max_steps: int | None, progress: bool) -> tuple[int, int, float]:
+    """The training loop: (steps, warm-up steps, seconds)."""
+    import torch
+    from tqdm.auto import tqdm
+
     labels = torch.tensor([y for _, y, _ in train_rows], dtype=torch.long)
     is_fpb = torch.tensor([task == 1 for _, _, task in train_rows], dtype=torch.bool)
-    counts = np.bincount([y for _, y in data["fpb_train"]], minlength=len(SENTIMENT_LABELS))
-    class_w = (counts.sum() / (len(counts) * np.maximum(counts, 1))) ** hp[
-        "fpb_class_weight_power"
-    ]
-    class_w = torch.tensor(class_w * counts.sum() / max((class_w * counts).sum(), 1e-12),
-                           dtype=torch.float32)
     polar = [SENTIMENT_LABELS.index("negative"), SENTIMENT_LABELS.index("positive")]
-
+    lora_params = [p for p in encoder.parameters() if p.requires_grad]
     epoch_batches = [length_grouped_batches(batcher.lengths(), hp["batch_size"], rng)
                      for _ in range(epochs)]
     steps = sum(len(b) for b in epoch_batches)
@@ -396,11 +378,10 @@ def train_sentiment_model(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     ce = torch.nn.functional.cross_entropy
-
     encoder.train()
     head.train()
     step, running = 0, None
-    train_started = time.perf_counter()
+    started = time.perf_counter()
     bar = tqdm(total=steps, disable=not progress, desc="LoRA sentiment", unit="batch")
     for batches in epoch_batches:
         for idx in batches:
@@ -426,14 +407,26 @@ def train_sentiment_model(
             bar.update(1)
             bar.set_postfix(loss=f"{running:.3f}")
     bar.close()
-    train_s = time.perf_counter() - train_started
+    return steps, warmup, time.perf_counter() - started
 
+
+def _eval_sets(data: dict[str, Any], sst2_dev: Path | None, tfns_valid: Path | None
+               ) -> dict[str, list[tuple[str, int]]]:
     eval_sets = {k: data[k] for k in (*CALIB_SETS, "sst2_calib", *HELDOUT_SETS) if k in data}
     if sst2_dev is not None:
         eval_sets["sst2_dev"] = [(t, int(y)) for t, y in read_tsv(sst2_dev)]
     if tfns_valid is not None:
         eval_sets["tfns_valid"] = [(t, SENTIMENT_LABELS.index(y))
                                    for t, y in read_labelled(tfns_valid)]
+    return eval_sets
+
+
+def _calibrate_and_score(encoder: Any, head: Any, tokenizer: Any, max_length: int,
+                         eval_sets: dict[str, list[tuple[str, int]]], fp16_adapter: bool
+                         ) -> tuple[float, float, dict[str, Any]]:
+    """(temperature, neutral band, metrics), measured on the weights as they will ship."""
+    import torch
+
     ys = {k: np.array([y for _, y in rows], dtype=np.int64) for k, rows in eval_sets.items()}
 
     def all_logits() -> dict[str, np.ndarray]:
@@ -444,21 +437,26 @@ def train_sentiment_model(
     fp32_metrics = _evaluate(logits, ys, 1.0)
     if fp16_adapter:  # measure what ships: round the adapter weights as they will be stored
         with torch.no_grad():
-            for p in lora_params:
+            for p in (p for p in encoder.parameters() if p.requires_grad):
                 p.copy_(p.half().float())
         logits = all_logits()
     calib = [(logits[k], ys[k]) for k in CALIB_SETS if k in logits]
     temperature = fit_temperature(calib, logits["sst2_calib"], ys["sst2_calib"])
     band = fit_neutral_band([(_softmax(z / temperature), y) for z, y in calib])
-    metrics = {
+    return temperature, band, {
         "before_calibration": _evaluate(logits, ys, 1.0),
         "after_calibration": _evaluate(logits, ys, temperature),
         "with_neutral_band": _evaluate(logits, ys, temperature, band),
         "fp32_adapter_before_calibration": fp32_metrics,
     }
 
+
+def _save(encoder: Any, head: Any, base_name: str, out_dir: Path, fp16_adapter: bool) -> Path:
+    """Write the adapter (float16 if asked) and the head; the adapter file's path."""
+    from safetensors.torch import load_file, save_file
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    encoder.peft_config["default"].base_model_name_or_path = base_ref.name  # not a local path
+    encoder.peft_config["default"].base_model_name_or_path = base_name  # not a local path
     encoder.save_pretrained(str(out_dir), save_embedding_layers=False)
     adapter_file = out_dir / "adapter_model.safetensors"
     if fp16_adapter:
@@ -468,13 +466,62 @@ def train_sentiment_model(
     save_file({k: v.detach().contiguous() for k, v in head.state_dict().items()},
               str(out_dir / "head.safetensors"),
               metadata={"format": "pt", "labels": ",".join(SENTIMENT_LABELS)})
+    return adapter_file
+
+
+def train_sentiment_model(
+    sst2_train: Path,
+    fpb: Path,
+    out_dir: Path,
+    seed: int = 13,
+    *,
+    sst2_rows: int = 20000,
+    fpb_repeat: int = 3,
+    epochs: int = 1,
+    max_length: int = 64,
+    sst2_dev: Path | None = None,
+    sentfin: Path | None = None,
+    tfns_train: Path | None = None,
+    tfns_valid: Path | None = None,
+    max_steps: int | None = None,
+    fp16_adapter: bool = True,
+    progress: bool = True,
+    **hyperparameters: Any,
+) -> dict[str, Any]:
+    """Train, calibrate, score and save the adapter, head, config and model card.
+
+    Returns the config written to `out_dir/config.json` (hyperparameters, data rules, metrics,
+    timing). `max_steps` cuts training short (tests). With `fp16_adapter` the adapter is
+    stored in float16 and every reported figure is measured with the rounded weights.
+    """
+    unknown = set(hyperparameters) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown hyperparameters: {sorted(unknown)}")
+    hp = {**DEFAULTS, **hyperparameters}
+    started = time.perf_counter()
+    _seed_everything(seed)
+    rng = np.random.default_rng(seed)
+
+    data, train_rows = _training_rows(sst2_train, fpb, sst2_rows, fpb_repeat, sentfin,
+                                      tfns_train)
+    base_ref, tokenizer, encoder, head = _lora_model(hp)
+    n_trainable = (sum(p.numel() for p in encoder.parameters() if p.requires_grad)
+                   + sum(p.numel() for p in head.parameters()))
+    batcher = _Batcher(tokenizer, [t for t, _, _ in train_rows], max_length)
+    class_w = _fpb_class_weights(data["fpb_train"], hp["fpb_class_weight_power"])
+    steps, warmup, train_s = _train(encoder, head, batcher, train_rows, class_w, hp, epochs,
+                                    rng, max_steps, progress)
+    temperature, band, metrics = _calibrate_and_score(
+        encoder, head, tokenizer, max_length, _eval_sets(data, sst2_dev, tfns_valid),
+        fp16_adapter)
+    adapter_file = _save(encoder, head, base_ref.name, out_dir, fp16_adapter)
 
     config = {
         "name": LORA_NAME,
         "task": "sentence sentiment: negative / neutral / positive",
         "labels": list(SENTIMENT_LABELS),
         "base_model": {"name": base_ref.name, "revision": base_ref.revision},
-        "hidden_size": hidden_size,
+        "hidden_size": int(head.in_features),
         "max_length": max_length,
         "pooling": POOLING,
         "sentence_pooling": "mean of last hidden states over non-padding tokens",
@@ -495,19 +542,7 @@ def train_sentiment_model(
             "loss": "per-row mean of: SST-2 CE over (negative, positive) logits; FPB 3-way CE "
                     "(class weights = (inverse frequency) ** fpb_class_weight_power)",
         },
-        "data": {
-            "sst2_train": {"path": str(sst2_train), "rows_trained": len(data["sst2_train"]),
-                           "rule": SST2_SUBSET_RULE, "licence": LICENCES["sst2"]},
-            "fpb": {"path": str(fpb), "train_rows_trained": len(data["fpb_train"]),
-                    "heldout_rows": len(data["fpb_heldout"]), "split_rule": FPB_SPLIT_RULE,
-                    "licence": LICENCES["fpb"]},
-            "calibration": {"fpb_rows": len(data["fpb_calib"]), "fpb_rule": FPB_CALIB_RULE,
-                            "sst2_rows": len(data["sst2_calib"]), "sst2_rule": SST2_CALIB_RULE,
-                            "method": "one temperature, mean of the sets' NLLs, L-BFGS "
-                                      "on log T"},
-            "sst2_dev": str(sst2_dev) if sst2_dev is not None else None,
-            **_news_data_notes(data, sentfin, tfns_train, tfns_valid),
-        },
+        "data": _data_notes(data, sst2_train, fpb, sst2_dev, sentfin, tfns_train, tfns_valid),
         "metrics": {**metrics, "ece_bins": ECE_BINS,
                     "ece_note": "top-label ECE; SST-2 on renormalised (negative, positive)"},
         "timing_s": {"train": round(train_s, 1),
@@ -518,6 +553,24 @@ def train_sentiment_model(
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     (out_dir / "README.md").write_text(model_card(config), encoding="utf-8")
     return config
+
+
+def _data_notes(data: dict[str, Any], sst2_train: Path, fpb: Path, sst2_dev: Path | None,
+                sentfin: Path | None, tfns_train: Path | None, tfns_valid: Path | None
+                ) -> dict[str, Any]:
+    """What was trained and calibrated on, with the split rules and licences."""
+    return {
+        "sst2_train": {"path": str(sst2_train), "rows_trained": len(data["sst2_train"]),
+                       "rule": SST2_SUBSET_RULE, "licence": LICENCES["sst2"]},
+        "fpb": {"path": str(fpb), "train_rows_trained": len(data["fpb_train"]),
+                "heldout_rows": len(data["fpb_heldout"]), "split_rule": FPB_SPLIT_RULE,
+                "licence": LICENCES["fpb"]},
+        "calibration": {"fpb_rows": len(data["fpb_calib"]), "fpb_rule": FPB_CALIB_RULE,
+                        "sst2_rows": len(data["sst2_calib"]), "sst2_rule": SST2_CALIB_RULE,
+                        "method": "one temperature, mean of the sets' NLLs, L-BFGS on log T"},
+        "sst2_dev": str(sst2_dev) if sst2_dev is not None else None,
+        **_news_data_notes(data, sentfin, tfns_train, tfns_valid),
+    }
 
 
 def _pct(x: float | None) -> str:
