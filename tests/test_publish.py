@@ -258,7 +258,7 @@ def test_push_sends_new_shards_then_only_the_card(prefect_harness, output_copy, 
 def test_a_digest_run_can_chain_a_publish(prefect_harness, tmp_path):
     from flows.digest import digest
 
-    with pytest.raises(ValueError, match="publish_repo_id"):
+    with pytest.raises(ValueError, match=r"publish\.repo_id"):
         DigestConfig(publish_repo_id="not a repo")
     out = tmp_path / "data"
     run = digest(DigestConfig(input=SEEDS, output=out, show_progress=False,

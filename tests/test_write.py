@@ -9,10 +9,10 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from tasks.io.atomic import atomic_write_json
 from tasks.io.write import (
     DatasetWriter,
     ShardWriter,
-    atomic_write_json,
     existing_doc_ids,
     existing_reject_keys,
     remove_stale_temporaries,

@@ -30,7 +30,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from datasketch import MinHashLSH
 
-from tasks.io.write import DOCUMENTS_DIR, publish_temporary
+from tasks.io.atomic import publish_temporary
+from tasks.io.write import DOCUMENTS_DIR
 from tasks.record import DOCUMENT_SCHEMA, Document
 from tasks.steps.minhash import NUM_PERM, PARAMS, SEED, no_words, signature
 

@@ -12,7 +12,6 @@ renamed, so a reader (or a crashed run) never leaves or sees half a file.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -23,52 +22,13 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from tasks.io.atomic import atomic_write_json, publish_temporary
 from tasks.record import DOCUMENT_SCHEMA, REJECT_SCHEMA
 
 DOCUMENTS_DIR = "documents"
 REJECTS_DIR = "rejects"
 RUNS_DIR = "runs"
 COMPRESSION = "zstd"
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def publish_temporary(tmp: Path, final: Path) -> None:
-    """Make a fully written temporary file visible under its final name (fsync, rename)."""
-    with tmp.open("rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-    _fsync_dir(final.parent)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    text = json.dumps(obj, indent=2, ensure_ascii=False, default=str, sort_keys=False)
-    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 
+from tasks.io.atomic import atomic_path
 from tasks.models.batching import length_batches
 from tasks.models.registry import DEFAULT_ENCODER, ModelRef, package_version, resolve_encoder
 
@@ -58,12 +59,8 @@ def cached_file(key: str, filename: str, build: Callable[[Path], None]) -> Path:
     with (folder / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits, then finds the file
         if not target.is_file():
-            tmp = folder / f".{os.getpid()}.{filename}"
-            try:
+            with atomic_path(target) as tmp:
                 build(tmp)
-                os.replace(tmp, target)
-            finally:
-                tmp.unlink(missing_ok=True)
     return target
 
 

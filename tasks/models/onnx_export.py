@@ -8,12 +8,12 @@ sequence length and padding all stay dynamic in the exported model.
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from tasks.io.atomic import atomic_path
 from tasks.models.sentiment import LoraSentiment, mean_pool
 
 INPUT_NAMES = ("input_ids", "attention_mask")
@@ -48,15 +48,13 @@ def export_sentiment(model: LoraSentiment, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     example = model.tokenizer(["An example sentence.", "Another, longer example sentence."],
                               padding=True, return_tensors="pt")
-    tmp = path.with_name(f".{path.name}.tmp")
     axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
             "logits": {0: "batch"}}
-    with warnings.catch_warnings(), torch.inference_mode():
+    with warnings.catch_warnings(), torch.inference_mode(), atomic_path(path) as tmp:
         warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks
         torch.onnx.export(_graph(model), (example["input_ids"], example["attention_mask"]),
                           str(tmp), input_names=list(INPUT_NAMES), output_names=["logits"],
                           dynamic_axes=axes, opset_version=OPSET, dynamo=False)
-    os.replace(tmp, path)
     return path
 
 

@@ -39,7 +39,8 @@ import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 from jinja2 import Environment
 
-from tasks.io.write import DOCUMENTS_DIR, REJECTS_DIR, atomic_write_bytes, atomic_write_json
+from tasks.io.atomic import atomic_path, atomic_write_bytes, atomic_write_json
+from tasks.io.write import DOCUMENTS_DIR, REJECTS_DIR
 from tasks.outputs import templating
 
 SUBSETS = (DOCUMENTS_DIR, REJECTS_DIR)  # Hub configs, named like the output's folders
@@ -170,15 +171,13 @@ def _same_file(src: Path, dst: Path) -> bool:
 
 def _link_or_copy(src: Path, dst: Path) -> str:
     """Place `src` at `dst` atomically: a hard link when possible, else a copy."""
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-        how = "linked"
-    except OSError:  # another filesystem, or links not allowed
-        shutil.copy2(src, tmp)
-        how = "copied"
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        try:
+            os.link(src, tmp)
+            how = "linked"
+        except OSError:  # another filesystem, or links not allowed
+            shutil.copy2(src, tmp)
+            how = "copied"
     return how
 
 

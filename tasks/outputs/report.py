@@ -30,7 +30,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from jinja2 import Environment
 
-from tasks.io.write import DOCUMENTS_DIR, REJECTS_DIR, RUNS_DIR, atomic_write_bytes
+from tasks.io.atomic import atomic_write_bytes
+from tasks.io.write import DOCUMENTS_DIR, REJECTS_DIR, RUNS_DIR
 from tasks.outputs import templating
 
 TOP_N = 12  # bars in the agency and dateline charts
