@@ -27,11 +27,12 @@ FIXTURES = REPO / "tests" / "data" / "fixtures"
 
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """One temporary Prefect API and database for the whole session (~7 s to start)."""
+    """One temporary Prefect API and database for the whole session (~7 s to start; up to
+    minutes on a loaded CI machine, where Prefect's default 30 s wait timed out)."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(), temporary_settings(
+    with prefect_test_harness(server_startup_timeout=180), temporary_settings(
         updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     ):
         yield

@@ -78,12 +78,22 @@ def test_probabilities_are_well_formed(model):
     ("Operating profit fell sharply and the company warned of further losses.", "negative"),
     ("The company cut 500 jobs after sales dropped by a third.", "negative"),
     ("The annual general meeting will be held in Helsinki on 15 March.", "neutral"),
-    ("A moving, beautifully acted film that I loved from start to finish.", "positive"),
-    ("A dull, tedious mess with no wit and terrible acting.", "negative"),
 ])
 def test_unambiguous_sentences(model, sentence, label):
     (doc,) = model.score([_doc(sentence)])
     assert doc.sentiment == label, doc.sentiment_probs
+
+
+@pytest.mark.parametrize(("sentence", "sign"), [
+    ("A moving, beautifully acted film that I loved from start to finish.", 1),
+    ("A dull, tedious mess with no wit and terrible acting.", -1),
+])
+def test_opinions_get_the_right_sign(model, sentence, sign):
+    """Reviews are polar but not news: the model keeps their sign (as SST-2, which has no
+    neutral class, is scored), while its neutral band is fitted to news and may call a
+    review neutral."""
+    (doc,) = model.score([_doc(sentence)])
+    assert doc.sentiment_score * sign > 0.2, doc.sentiment_probs
 
 
 def test_batching_does_not_change_a_sentence_score(model):

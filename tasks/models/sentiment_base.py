@@ -31,7 +31,7 @@ class SentimentModel(Protocol):
 # "news": how much the title counts against the pooled body, the lead's extra weight, and
 # polar weighting of body sentences. Chosen on held-out data by
 # `python -m bench.sentiment_eval --pooling-grid` (bench/RESULTS.md).
-NEWS_POOLING: dict[str, float] = {"title_weight": 0.5, "lead_sentences": 2,
+NEWS_POOLING: dict[str, float] = {"title_weight": 0.75, "lead_sentences": 2,
                                   "lead_weight": 2.0, "polar": 1.0}
 
 
