@@ -363,7 +363,7 @@ def train_sentiment(
     epochs: Annotated[int, typer.Option(help="Passes over the training rows.")] = 2,
 ) -> None:
     """Fine-tune the built-in `minilm-lora` sentiment model (LoRA on MiniLM; news, finance
-    and movie-review labels; about 20 min on 2 CPU cores)."""
+    and movie-review labels; about 40 min on 2 CPU cores)."""
     news = {k: None if v is None or str(v) == "none" else v
             for k, v in (("sentfin", sentfin), ("tfns", tfns))}
     dev = _training_data(sst2, fpb, *[v for v in news.values() if v is not None])

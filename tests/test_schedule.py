@@ -164,8 +164,10 @@ def test_deployment_registers_with_its_cron_and_a_run_completes_on_a_worker(serv
         # one run of it, on the worker, into a temporary output
         inp = write_jsonl(tmp_path / "in.jsonl", short_articles(1))
         out = tmp_path / "out"
-        config = {"input": str(inp), "output": str(out), "sentiment_model": "minilm-head",
-                  "show_progress": False}
+        # the deployment's parameter schema is the nested config (flat names are for the CLI)
+        config = {"input": {"path": str(inp)}, "output": {"path": str(out)},
+                  "models": {"sentiment_model": "minilm-head"},
+                  "runtime": {"show_progress": False}}
         run = _call(api, "POST", f"/deployments/{deployment['id']}/create_flow_run",
                     json={"parameters": {"config": config}})
         assert run.status_code == 201, run.text
