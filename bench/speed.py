@@ -205,6 +205,37 @@ def child(args: argparse.Namespace) -> None:
 # --- the parent: run the arms, print the table --------------------------------------------------
 
 
+PACKAGES = ("textdigest", "numpy", "torch", "onnxruntime", "onnx", "transformers", "tokenizers",
+            "sentence-transformers", "prefect", "pyarrow")
+# CPU features that decide int8 speed: VNNI (AVX-512 or AVX) runs int8 dot products in one
+# instruction; without it ONNX Runtime's int8 kernels fall back to slower AVX2 sequences.
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def environment() -> list[str]:
+    """Versions, CPU features and ONNX Runtime settings: what a speed figure depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from tasks.models.onnx_backend import cache_root, session_settings
+
+    def ver(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "-"
+
+    try:
+        flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                         if line.startswith("flags")).split(":", 1)[1].split())
+        isa = " ".join(f"{f}{'+' if f in flags else '-'}" for f in ISA_FLAGS)
+    except (OSError, StopIteration):
+        isa = "unknown (no /proc/cpuinfo)"
+    ort = ", ".join(f"{k}={v}" for k, v in session_settings().items())
+    return [f"packages: {', '.join(f'{p} {ver(p)}' for p in PACKAGES)}",
+            f"cpu features: {isa}",
+            f"onnxruntime session: {ort}; graphs cached in {cache_root()}"]
+
+
 def machine() -> str:
     model = platform.processor() or "?"
     try:
@@ -278,6 +309,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     arms = args.arm or (["naive", "flow-onnx"] if args.small else list(ARMS))
     sst2_limit = 100 if args.small else None
     print(f"machine: {machine()}; load average {load_avg()}", flush=True)
+    print("\n".join(environment()), flush=True)
     results = []
     with tempfile.TemporaryDirectory(prefix="textdigest-speed-") as tmp:
         input_path = write_input(Path(tmp) / "docs.jsonl", n)

@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 
 from tasks.io.atomic import atomic_path
-from tasks.models.batching import length_batches
+from tasks.models.batching import token_batches
 from tasks.models.registry import DEFAULT_ENCODER, ModelRef, package_version, resolve_encoder
 
 CACHE_ENV = "TEXTDIGEST_CACHE"
@@ -127,15 +127,30 @@ def _encoder_graph(path: Path):
 RUN_LOCK = threading.Lock()
 
 
+def session_settings(threads: int | None = None) -> dict[str, object]:
+    """The ORT session options every textdigest session uses (the speed bench prints them)."""
+    return {
+        "intra_op_num_threads": threads or _torch_threads(),
+        "inter_op_num_threads": 1,
+        # No busy-waiting between runs: the cores go to the cleaning thread (a touch faster).
+        "session.intra_op.allow_spinning": "0",
+        "graph_optimization_level": "ORT_ENABLE_ALL",  # ORT's default, stated
+        "providers": ["CPUExecutionProvider"],
+    }
+
+
 def _session(path: Path, threads: int | None):
     import onnxruntime as ort
 
+    settings = session_settings(threads)
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or _torch_threads()
-    opts.inter_op_num_threads = 1
-    # No busy-waiting between runs: the cores go to the cleaning thread (a touch faster).
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    opts.intra_op_num_threads = settings["intra_op_num_threads"]
+    opts.inter_op_num_threads = settings["inter_op_num_threads"]
+    opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                  settings["session.intra_op.allow_spinning"])
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
+                                            settings["graph_optimization_level"])
+    return ort.InferenceSession(str(path), opts, providers=settings["providers"])
 
 
 def _torch_threads() -> int:
@@ -145,9 +160,15 @@ def _torch_threads() -> int:
     return int(torch.get_num_threads())
 
 
-def length_sorted_batches(ids: list[list[int]], batch_size: int, pad_id: int = 0):
-    """Yield (row indices, input_ids, attention_mask) batches of similar token length."""
-    for idx in length_batches([len(x) for x in ids], batch_size):
+# Padded tokens per ORT run (token_batches): as fast as 64-row batches on news sentences
+# (bench/RESULTS.md, "Token budget"), with a bounded working set for long ones.
+BATCH_TOKENS = 1024
+
+
+def length_sorted_batches(ids: list[list[int]], max_tokens: int = BATCH_TOKENS, pad_id: int = 0):
+    """Yield (row indices, input_ids, attention_mask) batches of similar token length, each
+    within `max_tokens` padded tokens."""
+    for idx in token_batches([len(x) for x in ids], max_tokens):
         width = max(len(ids[i]) for i in idx)
         input_ids = np.full((len(idx), width), pad_id, dtype=np.int64)
         mask = np.zeros((len(idx), width), dtype=np.int64)
@@ -163,13 +184,13 @@ class OnnxEncoder:
 
     backend = "onnx"
 
-    def __init__(self, ref: ModelRef, quant: Quant = DEFAULT_QUANT, batch_size: int = 64,
-                 threads: int | None = None):
+    def __init__(self, ref: ModelRef, quant: Quant = DEFAULT_QUANT,
+                 batch_tokens: int = BATCH_TOKENS, threads: int | None = None):
         from transformers import AutoTokenizer
 
         self.ref = ref
         self.quant = quant
-        self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(str(ref.path))
         key = cache_key(ref.revision, "encoder")
         fp32 = cached_file(key, "encoder-fp32.onnx",
@@ -189,7 +210,7 @@ class OnnxEncoder:
         return int(self._session.get_outputs()[0].shape[-1] or 384)
 
     def params(self) -> dict[str, object]:
-        return {"normalize": True, "batch_size": self.batch_size, "backend": "onnx",
+        return {"normalize": True, "batch_tokens": self.batch_tokens, "backend": "onnx",
                 "quantization": self.quant, "onnxruntime": package_version("onnxruntime")}
 
     def encode(self, sentences: list[str]) -> np.ndarray:
@@ -198,7 +219,7 @@ class OnnxEncoder:
             return out
         ids = self.tokenizer(sentences, truncation=True, max_length=ENCODER_MAX_TOKENS)["input_ids"]
         with RUN_LOCK:
-            for idx, input_ids, mask in length_sorted_batches(ids, self.batch_size,
+            for idx, input_ids, mask in length_sorted_batches(ids, self.batch_tokens,
                                                                self.tokenizer.pad_token_id or 0):
                 out[idx] = self._session.run(None, {"input_ids": input_ids,
                                                     "attention_mask": mask})[0]
@@ -216,6 +237,7 @@ def _lora_class():
                      threads: int | None = None):
             super().__init__(folder, name, load_weights=False)
             self.quant = quant
+            self.batch_tokens = BATCH_TOKENS
             key = cache_key(super().provenance()["revision"], "sentiment-lora")
             fp32 = cached_file(key, "sentiment-fp32.onnx", self._export)
             self.path = fp32 if quant == "fp32" else cached_file(
@@ -233,6 +255,7 @@ def _lora_class():
         def provenance(self) -> dict[str, str]:
             prov = super().provenance()
             params = {**json.loads(prov["params"]), "backend": "onnx", "quantization": self.quant,
+                      "batch_tokens": self.batch_tokens,
                       "onnxruntime": package_version("onnxruntime")}
             return {**prov, "params": json.dumps(params, sort_keys=True)}
 
@@ -244,7 +267,7 @@ def _lora_class():
                                  max_length=self.max_length)["input_ids"]
             with RUN_LOCK:
                 for idx, input_ids, mask in length_sorted_batches(
-                        ids, self.batch_size, self.tokenizer.pad_token_id or 0):
+                        ids, self.batch_tokens, self.tokenizer.pad_token_id or 0):
                     out[idx] = self._session.run(None, {"input_ids": input_ids,
                                                         "attention_mask": mask})[0]
             return out
