@@ -47,6 +47,7 @@ def labelled() -> list[str]:
             + [t for t, _ in read_tsv(FIXTURES / "fpb_like.tsv")])
 
 
+@pytest.mark.slow  # loads both backends of both models: seconds each
 @pytest.mark.parametrize("quant", ["fp32", "int8"])
 def test_onnx_embeddings_match_torch(sentences, quant):
     ref = load_encoder("minilm").encode(sentences)
@@ -60,6 +61,7 @@ def test_onnx_embeddings_match_torch(sentences, quant):
         assert cos.mean() >= 0.99 and cos.min() >= 0.95, (cos.mean(), cos.min())
 
 
+@pytest.mark.slow
 def test_onnx_sentiment_labels_match_torch(labelled):
     torch_probs = load_sentiment(LORA_NAME).sentence_probs(labelled)
     fp32 = onnx_backend.load_onnx_sentiment(LORA_NAME, "fp32")
@@ -72,6 +74,7 @@ def test_onnx_sentiment_labels_match_torch(labelled):
     assert same.mean() >= 0.92, same.mean()
 
 
+@pytest.mark.slow  # exports MiniLM into a fresh cache
 def test_export_is_cached_and_reused(tmp_path, monkeypatch, sentences):
     monkeypatch.setenv(onnx_backend.CACHE_ENV, str(tmp_path / "cache"))
     first = onnx_backend.OnnxEncoder(resolve_encoder("minilm"), "fp32")
