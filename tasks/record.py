@@ -24,7 +24,8 @@ class Document:
 
     Fields are filled step by step: ingest sets identity and raw text, clean sets the body,
     header metadata and sentences, the model steps add summary and sentiment. `embeddings`
-    is a per-batch scratch value shared by the model steps and never written.
+    and `sentence_logits` are per-batch scratch values shared by the model steps, never
+    written.
     """
 
     doc_id: str
@@ -40,6 +41,9 @@ class Document:
     sentences: list[str] = field(default_factory=list)
     # models
     embeddings: np.ndarray | None = None
+    # scratch: sentiment logits of the embedded sentences, when the embed step's encoder is
+    # the sentiment model itself (one pass for both; `tasks.steps.embed`)
+    sentence_logits: np.ndarray | None = None
     summary: str | None = None
     summary_sentence_ids: list[int] = field(default_factory=list)
     summary_chunks: int | None = None

@@ -12,6 +12,7 @@ import pytest  # noqa: E402
 from tasks.models.encoder import load_encoder  # noqa: E402
 from tasks.models.registry import DEFAULT_ENCODER, ModelError
 from tasks.models.summarizers import (
+    ExtractiveParams,
     ExtractiveSummarizer,
     Summarizer,
     load_summarizer,
@@ -119,7 +120,7 @@ def test_precomputed_embeddings_give_the_same_summary(summarizer: Summarizer) ->
 
 def test_mismatched_embeddings_are_an_error(summarizer: Summarizer) -> None:
     doc = embed_sentences([_doc(ARTICLE)], load_encoder(DEFAULT_ENCODER))[0]
-    doc.sentences = doc.sentences[:-1]
+    doc.embeddings = doc.embeddings[:-1]  # one sentence of the lead has no vector
     with pytest.raises(ValueError, match="embeddings"):
         summarizer.summarize([doc])
 
@@ -149,8 +150,13 @@ def test_provenance(summarizer: Summarizer) -> None:
     prov = summarizer.provenance()
     assert set(prov) == {"name", "revision", "params"}
     assert prov["name"] == "extractive"
-    assert prov["revision"] == load_encoder(DEFAULT_ENCODER).ref.revision
+    # The default reads the sentiment model's adapted encoder: base weights + adapter + head.
+    base = load_encoder(DEFAULT_ENCODER).ref.revision
+    assert prov["revision"].startswith(base + ";adapter-sha256:")
     params = json.loads(prov["params"])
     assert {"target_sentences", "position_half_life", "relevance_weight", "redundancy",
-            "encoder"} <= set(params)
+            "encoder", "window"} <= set(params)
+    assert params["encoder"] == "minilm-lora" and params["window"] == 15
+    plain = ExtractiveSummarizer(ExtractiveParams(encoder=DEFAULT_ENCODER)).provenance()
+    assert plain["revision"] == base
     assert summarizer.needs_embeddings is True

@@ -1,5 +1,8 @@
-"""The sentence encoder (MiniLM by default), one per process and name."""
+"""The sentence-transformers encoder (MiniLM by default), one per process and name.
 
+`tasks.models.sentence_encoders` resolves every encoder name, this one's and the adapted
+encoder of the built-in sentiment model.
+"""
 
 from __future__ import annotations
 

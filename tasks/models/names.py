@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tasks.models.encoder import Encoder, load_encoder
+from tasks.models.encoder import Encoder
+from tasks.models.lead import LEAD_SENTENCES
 from tasks.models.registry import DEFAULT_ENCODER
+from tasks.models.sentence_encoders import load_sentence_encoder
 from tasks.models.sentiment import (
     DEFAULT_SENTIMENT,
+    HEAD_NAME,
+    LORA_NAME,
     load_sentiment,
 )
 from tasks.models.sentiment import (
@@ -34,7 +38,6 @@ DEFAULT_BACKEND = "onnx"  # the product's default (DigestConfig.backend) and the
 class ModelNames:
     """Which models the steps use; names, not objects, so any process can load its own."""
 
-    encoder: str = DEFAULT_ENCODER
     summarizer: str = DEFAULT_SUMMARIZER
     sentiment: str = DEFAULT_SENTIMENT
     # Options of Hugging Face models, as sorted (name, value) pairs: frozen, hashable and
@@ -46,22 +49,42 @@ class ModelNames:
     backend: str = DEFAULT_BACKEND
 
     @property
+    def encoder(self) -> str:
+        """The encoder of the embed step: the adapted encoder of the LoRA sentiment model (one
+        pass gives the summariser's vectors and the sentiment logits), except for the
+        embedding-head model, which reads the base MiniLM it was trained on."""
+        return DEFAULT_ENCODER if self.sentiment == HEAD_NAME else LORA_NAME
+
+    @property
+    def embed_window(self) -> int | None:
+        """How many leading sentences the embed step encodes: the lead the summariser reads,
+        or all for the embedding-head model (it pools every sentence)."""
+        return None if self.sentiment in SENTIMENT_READS_EMBEDDINGS else LEAD_SENTENCES
+
+    @property
     def needs_embeddings(self) -> bool:
         """Whether a model reads the shared sentence embeddings (known from the names)."""
         return (self.summarizer in SUMMARIZER_READS_EMBEDDINGS
                 or self.sentiment in SENTIMENT_READS_EMBEDDINGS)
 
     def load_encoder(self) -> Encoder | OnnxEncoder:
-        """This process's sentence encoder on the chosen backend (loaded once per process)."""
+        """This process's sentence encoder on the chosen backend (loaded once per process):
+        for the adapted encoder, the very sentiment model object the sentiment step uses."""
         if self.backend == "onnx":
-            from tasks.models.onnx_backend import load_onnx_encoder
+            from tasks.models.onnx_backend import load_onnx_encoder, load_onnx_sentiment
 
+            if self.encoder == LORA_NAME:
+                return load_onnx_sentiment(LORA_NAME)
             return load_onnx_encoder(self.encoder)
-        return load_encoder(self.encoder)
+        return load_sentence_encoder(self.encoder)
 
     def load_summarizer(self) -> Summarizer:
-        """This process's summariser (loaded once per process and options)."""
-        return load_summarizer(self.summarizer, **dict(self.summarizer_options))
+        """This process's summariser (loaded once per process and options); the extractive
+        one reads the run's encoder."""
+        options = dict(self.summarizer_options)
+        if self.summarizer in SUMMARIZER_READS_EMBEDDINGS:
+            options["encoder"] = self.encoder
+        return load_summarizer(self.summarizer, **options)
 
     def load_sentiment(self) -> SentimentModel:
         """This process's sentiment model (loaded once per process and options)."""

@@ -30,7 +30,7 @@ from tasks.models.batching import token_batches
 from tasks.models.registry import DEFAULT_ENCODER, ModelRef, package_version, resolve_encoder
 
 CACHE_ENV = "TEXTDIGEST_CACHE"
-EXPORT_VERSION = "2"  # bump when the exported graphs change: a new cache key, a fresh build
+EXPORT_VERSION = "3"  # bump when the exported graphs change: a new cache key, a fresh build
 Quant = Literal["int8", "fp32"]
 # int8 (dynamic, per-channel weights) keeps SST-2 / FPB accuracy and embedding cosine within
 # the bounds measured in bench/RESULTS.md; fp32 is there for exact agreement with torch.
@@ -261,18 +261,24 @@ def _lora_class():
                       "onnxruntime": package_version("onnxruntime")}
             return {**prov, "params": json.dumps(params, sort_keys=True)}
 
-        def logits(self, sentences: list[str]) -> np.ndarray:
-            out = np.zeros((len(sentences), len(self.labels)), dtype=np.float32)
+        def params(self) -> dict[str, object]:
+            return {**super().params(), "backend": "onnx", "quantization": self.quant,
+                    "batch_tokens": self.batch_tokens,
+                    "onnxruntime": package_version("onnxruntime")}
+
+        def outputs(self, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
+            logits = np.zeros((len(sentences), len(self.labels)), dtype=np.float32)
+            vectors = np.zeros((len(sentences), self.dim), dtype=np.float32)
             if not sentences:
-                return out
+                return logits, vectors
             ids = self.tokenizer(sentences, truncation=True,
                                  max_length=self.max_length)["input_ids"]
             with RUN_LOCK:
                 for idx, input_ids, mask in length_sorted_batches(
                         ids, self.batch_tokens, self.tokenizer.pad_token_id or 0):
-                    out[idx] = self._session.run(None, {"input_ids": input_ids,
-                                                        "attention_mask": mask})[0]
-            return out
+                    logits[idx], vectors[idx] = self._session.run(
+                        None, {"input_ids": input_ids, "attention_mask": mask})
+            return logits, vectors
 
     return OnnxLoraSentiment
 
@@ -288,7 +294,8 @@ def _load_encoder(name: str, quant: Quant) -> OnnxEncoder:
 
 
 def load_onnx_sentiment(name: str, quant: Quant = DEFAULT_QUANT):
-    """The ORT form of a built-in LoRA sentiment model; other models keep their own backend."""
+    """The ORT form of a built-in LoRA sentiment model (also the run's encoder: `outputs`
+    gives logits and sentence vectors); other models keep their own backend."""
     return _load_sentiment(name, quant)
 
 

@@ -21,7 +21,15 @@ import numpy as np
 
 from tasks.models.batching import length_batches
 from tasks.models.encoder import load_encoder
-from tasks.models.registry import ASSETS, DEFAULT_ENCODER, ModelError, file_digest, resolve_encoder
+from tasks.models.lead import LEAD_SENTENCES
+from tasks.models.registry import (
+    ASSETS,
+    DEFAULT_ENCODER,
+    ModelError,
+    ModelRef,
+    file_digest,
+    resolve_encoder,
+)
 from tasks.models.sentiment_base import (
     NEWS_POOLING,
     SentimentModel,
@@ -150,10 +158,13 @@ class LoraSentiment:
     (`tasks.training.train_sentiment`).
 
     The adapter is merged into the base weights at load, so scoring costs one plain MiniLM
-    pass per sentence; it cannot reuse `doc.embeddings` (those come from the untuned encoder).
+    pass per sentence. That pass also yields a sentence vector (the mean-pooled, normalised
+    state the head reads): as the run's encoder (`encode`), the embed step takes vectors and
+    logits from one pass, and `score` then only runs the titles.
     """
 
     needs_embeddings = False
+    read_sentences = LEAD_SENTENCES  # title + the lead (tasks.models.lead)
 
     def __init__(self, folder: Path, name: str, pooling: str | None = None,
                  batch_size: int = 64, load_weights: bool = True):
@@ -212,9 +223,25 @@ class LoraSentiment:
         self._head.load_state_dict(load_file(str(self.folder / "head.safetensors")))
         self._head.float().eval()
 
+    @property
+    def ref(self) -> ModelRef:
+        """This model as an encoder: its adapted weights, for the embeddings' provenance."""
+        return ModelRef(self.name, self.folder, LoraSentiment.provenance(self)["revision"],
+                        "builtin")
+
+    @property
+    def dim(self) -> int:
+        return int(self.config["hidden_size"])
+
+    def params(self) -> dict[str, object]:
+        """How its sentence vectors are made (the encoder entry of the run manifest)."""
+        return {"normalize": True, "pooling": "mean", "max_length": self.max_length,
+                "backend": "torch", "quantization": "fp32"}
+
     def provenance(self) -> dict[str, str]:
         params = {
             "max_length": self.max_length,
+            "read_sentences": self.read_sentences,
             "pooling": self.pooling,
             "temperature": self.temperature,
             "neutral_band": self.band,
@@ -229,45 +256,79 @@ class LoraSentiment:
             "params": json.dumps(params, sort_keys=True),
         }
 
-    def logits(self, sentences: list[str]) -> np.ndarray:
-        """(n, 3) raw head logits (before temperature), batched by length, in input order."""
+    def outputs(self, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 3) raw head logits (before temperature) and (n, dim) L2-normalised sentence
+        vectors, from one pass, batched by length, in input order."""
         import torch
 
-        out = np.zeros((len(sentences), len(self.labels)), dtype=np.float32)
+        logits = np.zeros((len(sentences), len(self.labels)), dtype=np.float32)
+        vectors = np.zeros((len(sentences), self.dim), dtype=np.float32)
         if not sentences:
-            return out
+            return logits, vectors
         with self._lock, torch.inference_mode():
             for idx in length_batches([len(s) for s in sentences], self.batch_size):
                 enc = self.tokenizer([sentences[i] for i in idx], padding=True, truncation=True,
                                      max_length=self.max_length, return_tensors="pt")
                 hidden = self._encoder(input_ids=enc["input_ids"],
                                        attention_mask=enc["attention_mask"]).last_hidden_state
-                out[idx] = self._head(mean_pool(hidden, enc["attention_mask"])).numpy()
-        return out
+                pooled = mean_pool(hidden, enc["attention_mask"])
+                logits[idx] = self._head(pooled).numpy()
+                vectors[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        return logits, vectors
 
-    def sentence_probs(self, sentences: list[str]) -> np.ndarray:
-        """(n, 3) calibrated probabilities: softmax(logits / temperature)."""
-        z = self.logits(sentences).astype(np.float64) / self.temperature
+    def logits(self, sentences: list[str]) -> np.ndarray:
+        return self.outputs(sentences)[0]
+
+    def encode(self, sentences: list[str]) -> np.ndarray:
+        """Sentence vectors, as `tasks.models.encoder.Encoder.encode` gives them."""
+        return self.outputs(sentences)[1]
+
+    def calibrated(self, logits: np.ndarray) -> np.ndarray:
+        """softmax(logits / temperature)."""
+        z = logits.astype(np.float64) / self.temperature
         z = np.exp(z - z.max(axis=1, keepdims=True))
         return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
 
+    def sentence_probs(self, sentences: list[str]) -> np.ndarray:
+        """(n, 3) calibrated probabilities."""
+        return self.calibrated(self.logits(sentences))
+
     def score(self, docs: list[Document]) -> list[Document]:
-        # One encoder call for the whole batch of documents, split back per document.
-        units = [document_units(d) for d in docs]
-        probs = self.sentence_probs([s for texts, _ in units for s in texts])
+        # One encoder call for the whole batch: every unit, or only the title where the embed
+        # step already ran the body through this model (`doc.sentence_logits`).
+        units = [document_units(d, self.read_sentences) for d in docs]
+        known = [_known_logits(d, len(texts) - titled) for d, (texts, titled) in
+                 zip(docs, units, strict=True)]
+        todo = [texts[: int(titled)] if k is not None else texts
+                for (texts, titled), k in zip(units, known, strict=True)]
+        fresh = self.logits([s for t in todo for s in t])
         start = 0
-        for doc, (texts, titled) in zip(docs, units, strict=True):
-            n = len(texts)
-            pooled = pool_probs(probs[start : start + n], self.pooling, titled) if n else None
+        for doc, (texts, titled), k, t in zip(docs, units, known, todo, strict=True):
+            z = fresh[start : start + len(t)]
+            start += len(t)
+            if k is not None:
+                z = np.concatenate([z, k])
+            pooled = pool_probs(self.calibrated(z), self.pooling, titled) if texts else None
             set_sentiment(doc, pooled, self.band)
-            start += n
         return docs
+
+
+def _known_logits(doc: Document, n_body: int) -> np.ndarray | None:
+    """The logits of the document's first `n_body` sentences, when the embed step kept them."""
+    z = doc.sentence_logits
+    return z[:n_body] if z is not None and len(z) >= n_body else None
 
 
 BUILTIN_SENTIMENT: dict[str, Callable[[], SentimentModel]] = {
     HEAD_NAME: lambda: EmbeddingHeadSentiment(HEAD_DIR, HEAD_NAME),
     LORA_NAME: lambda: LoraSentiment(LORA_DIR, LORA_NAME),
 }
+
+
+@lru_cache(maxsize=1)
+def adapted_encoder_ref() -> ModelRef:
+    """The built-in LoRA model as an encoder (name and revision), without loading weights."""
+    return LoraSentiment(LORA_DIR, LORA_NAME, load_weights=False).ref
 
 
 def load_sentiment(name: str = DEFAULT_SENTIMENT, **params: Any) -> SentimentModel:

@@ -70,12 +70,14 @@ def _weighted(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return (weights[:, None] * probs).sum(axis=0) / weights.sum()
 
 
-def document_units(doc: Document) -> tuple[list[str], bool]:
+def document_units(doc: Document, limit: int | None = None) -> tuple[list[str], bool]:
     """What a document's sentiment is read from: its title (first, when it has one) and the
-    sentences the models read; and whether the first unit is the title."""
+    sentences the models read (the first `limit`, or all); and whether the first unit is the
+    title."""
+    body = doc.sentences[:limit] if limit else doc.sentences
     if doc.title and doc.title.strip():
-        return [doc.title, *doc.sentences], True
-    return list(doc.sentences), False
+        return [doc.title, *body], True
+    return list(body), False
 
 
 def label_indices(probs: np.ndarray, band: float) -> np.ndarray:

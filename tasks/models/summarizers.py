@@ -19,8 +19,14 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from tasks.models.encoder import Encoder, load_encoder
-from tasks.models.registry import DEFAULT_ENCODER, ModelError, resolve_encoder
+from tasks.models.encoder import Encoder
+from tasks.models.lead import LEAD_SENTENCES
+from tasks.models.registry import ModelError
+from tasks.models.sentence_encoders import (
+    load_sentence_encoder,
+    sentence_encoder_ref,
+)
+from tasks.models.sentiment import LORA_NAME
 from tasks.record import Document
 
 
@@ -130,10 +136,13 @@ class ExtractiveParams:
     """
 
     target_sentences: int = 3  # 2..4; fewer when the document has few candidate sentences
-    position_half_life: float = 2.0  # in candidate sentences: news puts the point first
-    relevance_weight: float = 0.5  # share of centroid similarity against the position prior
+    position_half_life: float = 3.0  # in candidate sentences: news puts the point first
+    relevance_weight: float = 0.4  # share of centroid similarity against the position prior
     redundancy: float = 0.3  # MMR penalty weight on similarity to already-picked sentences
-    encoder: str = DEFAULT_ENCODER
+    # Sentence vectors: the sentiment model's adapted encoder (one pass for both models) or a
+    # sentence-transformers name (tasks.models.encoder).
+    encoder: str = LORA_NAME
+    window: int | None = LEAD_SENTENCES  # picks from the first `window` sentences (None: all)
 
     def __post_init__(self) -> None:
         if not 2 <= self.target_sentences <= 4:
@@ -144,6 +153,8 @@ class ExtractiveParams:
             raise ModelError("relevance_weight must be in [0, 1]")
         if self.redundancy < 0:
             raise ModelError("redundancy must be >= 0")
+        if self.window is not None and self.window < 3:
+            raise ModelError("window must be >= 3 sentences (or None: all)")
 
 
 class ExtractiveSummarizer:
@@ -164,12 +175,12 @@ class ExtractiveSummarizer:
     def _encoder(self) -> Encoder:
         # Positional name, as the flow and sentiment call it: load_encoder() with no argument
         # is a separate lru_cache entry and would load a second copy of the model.
-        return load_encoder(self.params.encoder)
+        return load_sentence_encoder(self.params.encoder)
 
     def provenance(self) -> dict[str, str]:
         # No weights of its own: the encoder's revision pins what the scores were computed on.
         # Resolved, not loaded: with the onnx backend the torch encoder is never needed.
-        ref = resolve_encoder(self.params.encoder)
+        ref = sentence_encoder_ref(self.params.encoder)
         params = {**asdict(self.params), "encoder": ref.name}
         return {"name": self.name, "revision": ref.revision,
                 "params": json.dumps(params, sort_keys=True)}
@@ -183,31 +194,35 @@ class ExtractiveSummarizer:
     def summarize(self, docs: list[Document]) -> list[Document]:
         embeddings = self._embeddings(docs)
         for doc, emb in zip(docs, embeddings, strict=True):
-            ids = self.select(doc.sentences, emb)
+            ids = self.select(self._read(doc), emb)
             doc.summary_sentence_ids = ids
             doc.summary = " ".join(doc.sentences[i].strip() for i in ids) if ids else None
             doc.summary_chunks = None
-            doc.summary_method = "lead" if self._lead_fallback(doc.sentences) else self.name
+            doc.summary_method = "lead" if self._lead_fallback(self._read(doc)) else self.name
         return docs
 
+    def _read(self, doc: Document) -> list[str]:
+        """The sentences it picks from: the lead window."""
+        return doc.sentences[: self.params.window] if self.params.window else doc.sentences
+
     def _embeddings(self, docs: list[Document]) -> list[np.ndarray | None]:
-        """The batch's embeddings, encoding in one call only the documents that lack them."""
-        missing = [d for d in docs if d.embeddings is None and len(d.sentences) > 2]
+        """The batch's embeddings of the window, encoding in one call only the documents
+        that lack them (the embed step may have embedded more sentences than the window)."""
+        missing = [d for d in docs if d.embeddings is None and len(self._read(d)) > 2]
         fresh: dict[int, np.ndarray] = {}
         if missing:
-            vectors = self._encoder().encode([s for d in missing for s in d.sentences])
+            vectors = self._encoder().encode([s for d in missing for s in self._read(d)])
             start = 0
             for d in missing:
-                fresh[id(d)] = vectors[start:start + len(d.sentences)]
-                start += len(d.sentences)
+                fresh[id(d)] = vectors[start:start + len(self._read(d))]
+                start += len(self._read(d))
         out: list[np.ndarray | None] = []
         for d in docs:
+            n = len(self._read(d))
             emb = d.embeddings if d.embeddings is not None else fresh.get(id(d))
-            if emb is not None and len(emb) != len(d.sentences):
-                raise ValueError(
-                    f"document {d.doc_id}: {len(emb)} embeddings for {len(d.sentences)} sentences"
-                )
-            out.append(emb)
+            if emb is not None and len(emb) < n:
+                raise ValueError(f"document {d.doc_id}: {len(emb)} embeddings for {n} sentences")
+            out.append(emb[:n] if emb is not None else None)
         return out
 
     @staticmethod

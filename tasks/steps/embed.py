@@ -7,18 +7,23 @@ from tasks.record import Document
 from tasks.steps.base import BaseStep, Batch, StepSettings, guarded
 
 
-def embed_sentences(docs: list[Document], encoder: Encoder) -> list[Document]:
-    """Set `doc.embeddings` (one L2-normalised row per sentence) for every document.
+def embed_sentences(docs: list[Document], encoder: Encoder, window: int | None = None,
+                    keep_logits: bool = False) -> list[Document]:
+    """Set `doc.embeddings` (one L2-normalised row per sentence, the first `window` or all)
+    for every document; with `keep_logits` (the encoder is the sentiment model) also
+    `doc.sentence_logits` from the same pass.
 
     All sentences of the batch go to the encoder in one call, so it can sort them by
     length and fill its own batches; each document then takes back its slice.
     """
-    flat = [s for d in docs for s in d.sentences]
-    vectors = encoder.encode(flat)
+    parts = [d.sentences[:window] if window else d.sentences for d in docs]
+    flat = [s for p in parts for s in p]
+    logits, vectors = encoder.outputs(flat) if keep_logits else (None, encoder.encode(flat))
     start = 0
-    for d in docs:
-        end = start + len(d.sentences)
+    for d, part in zip(docs, parts, strict=True):
+        end = start + len(part)
         d.embeddings = vectors[start:end]
+        d.sentence_logits = logits[start:end] if logits is not None else None
         start = end
     return docs
 
@@ -29,8 +34,9 @@ class Embed(BaseStep):
 
     name = "embed"
     needs = ("sentences",)
-    provides = ("embeddings",)
-    scratch = ("embeddings",)  # working data: dropped before the batch goes to the writer
+    provides = ("embeddings", "sentence_logits")
+    # working data: dropped before the batch goes to the writer
+    scratch = ("embeddings", "sentence_logits")
 
     def enabled(self, settings: StepSettings) -> bool:
         return settings.models.needs_embeddings
@@ -39,8 +45,12 @@ class Embed(BaseStep):
         settings.models.load_encoder()
 
     def __call__(self, batch: Batch, settings: StepSettings) -> Batch:
-        encoder = settings.models.load_encoder()
-        return guarded(batch, self.name, lambda docs: embed_sentences(docs, encoder))
+        models = settings.models
+        encoder = models.load_encoder()
+        # One pass for both models: the encoder is the sentiment model object itself.
+        one_pass = encoder is models.load_sentiment()
+        return guarded(batch, self.name, lambda docs: embed_sentences(
+            docs, encoder, models.embed_window, keep_logits=one_pass))
 
 
 STEP = Embed()
