@@ -136,8 +136,8 @@ class ExtractiveParams:
     """
 
     target_sentences: int = 3  # 2..4; fewer when the document has few candidate sentences
-    position_half_life: float = 3.0  # in candidate sentences: news puts the point first
-    relevance_weight: float = 0.4  # share of centroid similarity against the position prior
+    position_half_life: float = 2.0  # in candidate sentences: news puts the point first
+    relevance_weight: float = 0.3  # share of centroid similarity against the position prior
     redundancy: float = 0.3  # MMR penalty weight on similarity to already-picked sentences
     # Sentence vectors: the sentiment model's adapted encoder (one pass for both models) or a
     # sentence-transformers name (tasks.models.encoder).
