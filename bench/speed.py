@@ -11,7 +11,10 @@ own id). Arms, each in its own child process (so each peak RSS is its own), one 
   a dataset folder, with the torch or onnx backend. Prefect's share is measured by running the
   same steps as plain functions (`tasks.pipeline.process_batch`, same batches) in the same child.
 
-Rates count processing only (models are loaded first, and timed apart); start-up is reported.
+From the second copy on, every sentence carries a marker ("(k)" before its final stop), so
+no sentence repeats across documents: the flow runs a sentence repeated within a batch once,
+and would otherwise measure the copies. Rates count processing only (models are loaded
+first, and timed apart); start-up is reported.
 Quality is measured apart from the timing: ROUGE-2 of each arm's summaries of the 100
 originals against the references (and LEAD-3's), SST-2 dev accuracy of each arm's sentiment
 model (sign of p_pos - p_neg).
@@ -47,13 +50,18 @@ def articles() -> list[dict[str, str]]:
 
 
 def write_input(path: Path, n: int) -> Path:
-    """`n` documents as JSONL: the articles cycled, copy k of article a has id a-k."""
+    """`n` documents as JSONL: the articles cycled, copy k of article a has id a-k, and from
+    the second copy on every sentence carries the marker "(k)" before its final stop."""
+    from tasks.steps.sentences import split_sentences
+
     rows = articles()
     with path.open("w", encoding="utf-8") as fh:
         for i in range(n):
-            r = rows[i % len(rows)]
-            fh.write(json.dumps({"id": f"{r['id']}-{i // len(rows)}", "text": r["article"]})
-                     + "\n")
+            r, k = rows[i % len(rows)], i // len(rows)
+            text = r["article"] if k == 0 else " ".join(
+                f"{s[:-1]} ({k}){s[-1]}" if s[-1] in ".!?" else f"{s} ({k})"
+                for s in split_sentences(r["article"]))
+            fh.write(json.dumps({"id": f"{r['id']}-{k}", "text": text}) + "\n")
     return path
 
 

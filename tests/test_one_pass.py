@@ -57,8 +57,9 @@ def test_sentiment_step_runs_only_the_titles(settings: StepSettings,
                         lambda self, sentences: calls.append(len(sentences)) or real(self,
                                                                                       sentences))
     one_pass = process_batch(Batch(seq=0, docs=docs), settings).docs
-    # The embed step: every lead sentence once (15 + 4 + 3); the sentiment step: 3 titles.
-    assert calls == [LEAD_SENTENCES + 4 + 3, 3]
+    # The embed step: each distinct lead sentence once (15 + 3: the second document's four
+    # repeat the first's); the sentiment step: the 3 titles.
+    assert calls == [LEAD_SENTENCES + 3, 3]
     for a, b in zip(one_pass, two_pass, strict=True):
         assert a.sentiment == b.sentiment
         assert np.allclose(a.sentiment_probs, b.sentiment_probs, atol=1e-5)
@@ -77,3 +78,19 @@ def test_models_read_the_lead(settings: StepSettings) -> None:
     # ... while the same tail inside the lead does change the sentiment.
     mixed = process_batch(Batch(seq=0, docs=[_doc(2, TAIL[:6] + LEAD)]), settings).docs[0]
     assert mixed.sentiment_score < lead.sentiment_score - 0.1  # the title weighs 0.75
+
+
+def test_a_sentence_repeated_in_the_batch_runs_once(settings: StepSettings,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    model = settings.models.load_sentiment()
+    calls: list[list[str]] = []
+    real = type(model).outputs
+    monkeypatch.setattr(type(model), "outputs",
+                        lambda self, sentences: calls.append(list(sentences))
+                        or real(self, sentences))
+    wire = "The figures were released by the statistics office on Tuesday morning."
+    docs = process_batch(Batch(seq=0, docs=[_doc(0, [*LEAD[:3], wire]),
+                                            _doc(1, [wire, *TAIL[:2]])]), settings).docs
+    assert sorted(calls[0]) == sorted({*LEAD[:3], wire, *TAIL[:2]})  # 6 distinct of 7
+    alone = process_batch(Batch(seq=0, docs=[_doc(1, [wire, *TAIL[:2]])]), settings).docs[0]
+    assert np.allclose(docs[1].sentiment_probs, alone.sentiment_probs, atol=1e-5)

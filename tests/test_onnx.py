@@ -156,5 +156,5 @@ def test_flow_with_onnx_backend_matches_torch(prefect_harness, tmp_path):
     for model in ("encoder", "sentiment_model"):
         params = json.loads(prov[model]["params"])
         assert params["backend"] == "onnx" and params["quantization"] == "int8"
-    assert "backend" not in json.loads(torch_rows[0]["provenance"]["encoder"]["params"])
+    assert json.loads(torch_rows[0]["provenance"]["encoder"]["params"])["backend"] == "torch"
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
