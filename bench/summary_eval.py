@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 from rouge_score import rouge_scorer
 
-from tasks.models.encoder import load_encoder
-from tasks.models.registry import DEFAULT_ENCODER
+from tasks.models.names import ModelNames
+from tasks.models.sentence_encoders import load_sentence_encoder
 from tasks.models.summarizers import ExtractiveSummarizer, Summarizer, load_summarizer
 from tasks.record import Document
+from tasks.steps.clean import clean_document
 from tasks.steps.embed import embed_sentences
 
 EVAL_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
@@ -29,31 +30,17 @@ CNNDM_DEV = EVAL_DIR / "cnndm" / "dev.jsonl"
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeLsum")
 
 
-def _splitter():
-    """The pipeline's sentence splitter, or plain pysbd until tasks.steps.sentences exists."""
-    try:
-        from tasks.steps.sentences import split_sentences
-    except ImportError:
-        import pysbd
-
-        seg = pysbd.Segmenter(language="en", clean=False)
-        return lambda text: [s.strip() for s in seg.segment(text) if s.strip()]
-    return split_sentences
+def encoder_for(summarizer: Summarizer):
+    """The encoder whose vectors the flow gives `summarizer`: the default run's (the onnx
+    backend) when the summariser reads that one."""
+    name = getattr(getattr(summarizer, "params", None), "encoder", None)
+    models = ModelNames()
+    return models.load_encoder() if name in (None, models.encoder) else load_sentence_encoder(name)
 
 
-def _prepare(row: dict[str, Any], split) -> Document:
-    doc = Document(doc_id=row["id"], source="cnndm", raw_text=row["article"])
-    try:
-        from tasks.steps.clean import clean_document
-    except ImportError:
-        clean_document = None
-    if clean_document is not None:
-        cleaned = clean_document(doc)
-        if isinstance(cleaned, Document):
-            return cleaned
-    doc.text = row["article"]
-    doc.sentences = split(doc.text)
-    return doc
+def _prepare(row: dict[str, Any]) -> Document:
+    """An article through the pipeline's own cleaning and sentence splitting."""
+    return clean_document(Document(doc_id=row["id"], source="cnndm", raw_text=row["article"]))
 
 
 def load_articles(path: Path = CNNDM_DEV, limit: int | None = None) -> tuple[list[Document],
@@ -61,8 +48,7 @@ def load_articles(path: Path = CNNDM_DEV, limit: int | None = None) -> tuple[lis
     """Cleaned, sentence-split documents and their references (highlights, one per line)."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     rows = rows[:limit] if limit else rows
-    split = _splitter()
-    return [_prepare(r, split) for r in rows], [r["highlights"].strip() for r in rows]
+    return [_prepare(r) for r in rows], [r["highlights"].strip() for r in rows]
 
 
 def rouge_per_article(picks: list[list[str]], references: list[str]) -> np.ndarray:
@@ -108,7 +94,7 @@ def evaluate(summarizer: Summarizer | None = None, limit: int | None = None,
     articles, refs = docs
     start = time.perf_counter()
     if summarizer.needs_embeddings and any(d.embeddings is None for d in articles):
-        embed_sentences(articles, load_encoder(DEFAULT_ENCODER))
+        embed_sentences(articles, encoder_for(summarizer))
     embedded = time.perf_counter()
     summarizer.summarize(articles)
     done = time.perf_counter()
@@ -144,7 +130,7 @@ def _neighbours(base: ExtractiveSummarizer) -> list[tuple[str, ExtractiveSummari
 
 def main(summarizer: Summarizer | None = None) -> None:
     summarizer = summarizer or load_summarizer()
-    load_encoder(DEFAULT_ENCODER)  # load once up front so the timing is per-article work only
+    encoder_for(summarizer)  # load once up front so the timing is per-article work only
     result = evaluate(summarizer)
     print(f"CNN/DailyMail dev sample: {result['articles']} articles ({CNNDM_DEV})")
     print(f"summariser: {result['summarizer']['name']} {result['summarizer']['params']}")
@@ -161,7 +147,7 @@ def main(summarizer: Summarizer | None = None) -> None:
     print(f"ROUGE-2 default - LEAD-3, paired bootstrap 95% interval: [{lo:+.2f}, {hi:+.2f}]")
     if isinstance(summarizer, ExtractiveSummarizer):
         docs = load_articles()
-        embed_sentences(docs[0], load_encoder(DEFAULT_ENCODER))
+        embed_sentences(docs[0], encoder_for(summarizer))
         print("neighbouring settings (robustness; parameters were chosen on this same set):")
         for label, variant in _neighbours(summarizer):
             row(f"  {label}", evaluate(variant, docs=docs)["default"])
