@@ -1,4 +1,4 @@
-"""One encoder pass and the lead window.
+"""One encoder pass and the lead.
 
 The embed step runs the sentiment model's adapted encoder once over a document's lead: the
 summariser reads those vectors, and the sentiment step reuses the logits of the same pass,

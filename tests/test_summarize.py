@@ -155,8 +155,8 @@ def test_provenance(summarizer: Summarizer) -> None:
     assert prov["revision"].startswith(base + ";adapter-sha256:")
     params = json.loads(prov["params"])
     assert {"target_sentences", "position_half_life", "relevance_weight", "redundancy",
-            "encoder", "window"} <= set(params)
-    assert params["encoder"] == "minilm-lora" and params["window"] == 15
+            "encoder", "read_sentences"} <= set(params)
+    assert params["encoder"] == "minilm-lora" and params["read_sentences"] == 15
     plain = ExtractiveSummarizer(ExtractiveParams(encoder=DEFAULT_ENCODER)).provenance()
     assert plain["revision"] == base
     assert summarizer.needs_embeddings is True

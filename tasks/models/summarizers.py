@@ -142,7 +142,7 @@ class ExtractiveParams:
     # Sentence vectors: the sentiment model's adapted encoder (one pass for both models) or a
     # sentence-transformers name (tasks.models.encoder).
     encoder: str = LORA_NAME
-    window: int | None = LEAD_SENTENCES  # picks from the first `window` sentences (None: all)
+    read_sentences: int | None = LEAD_SENTENCES  # picks from the lead (None: all sentences)
 
     def __post_init__(self) -> None:
         if not 2 <= self.target_sentences <= 4:
@@ -153,8 +153,8 @@ class ExtractiveParams:
             raise ModelError("relevance_weight must be in [0, 1]")
         if self.redundancy < 0:
             raise ModelError("redundancy must be >= 0")
-        if self.window is not None and self.window < 3:
-            raise ModelError("window must be >= 3 sentences (or None: all)")
+        if self.read_sentences is not None and self.read_sentences < 3:
+            raise ModelError("read_sentences must be >= 3 (or None: all)")
 
 
 class ExtractiveSummarizer:
@@ -173,8 +173,8 @@ class ExtractiveSummarizer:
         self.params = params or ExtractiveParams()
 
     def _encoder(self) -> Encoder:
-        # Positional name, as the flow and sentiment call it: load_encoder() with no argument
-        # is a separate lru_cache entry and would load a second copy of the model.
+        # Only for documents that come without embeddings (a direct call): in a run the embed
+        # step hands over the vectors of the run's backend.
         return load_sentence_encoder(self.params.encoder)
 
     def provenance(self) -> dict[str, str]:
@@ -202,12 +202,13 @@ class ExtractiveSummarizer:
         return docs
 
     def _read(self, doc: Document) -> list[str]:
-        """The sentences it picks from: the lead window."""
-        return doc.sentences[: self.params.window] if self.params.window else doc.sentences
+        """The sentences it picks from: the lead."""
+        n = self.params.read_sentences
+        return doc.sentences[:n] if n else doc.sentences
 
     def _embeddings(self, docs: list[Document]) -> list[np.ndarray | None]:
-        """The batch's embeddings of the window, encoding in one call only the documents
-        that lack them (the embed step may have embedded more sentences than the window)."""
+        """The batch's embeddings of the lead, encoding in one call only the documents that
+        lack them (the embed step may have embedded more sentences than the lead)."""
         missing = [d for d in docs if d.embeddings is None and len(self._read(d)) > 2]
         fresh: dict[int, np.ndarray] = {}
         if missing:
