@@ -72,8 +72,7 @@ def load_models(settings: StepSettings) -> dict[str, Any]:
     sentiment = models.load_sentiment()
     encoder = models.load_encoder()
     # The onnx backend adds its backend and quantisation; the revision stays the weights'.
-    params = (encoder.params() if hasattr(encoder, "params")
-              else {"normalize": True, "batch_size": encoder.batch_size})
+    params = encoder.params()
     return {
         "encoder": {
             "name": encoder.ref.name,

@@ -52,14 +52,15 @@ def test_sentiment_step_runs_only_the_titles(settings: StepSettings,
         Batch(seq=0, docs=copy.deepcopy(docs)), settings,
         [s for s in STEPS if s.name in ("clean",)]).docs]))
     calls: list[int] = []
-    real = type(model).outputs
-    monkeypatch.setattr(type(model), "outputs",
+    real = type(model)._compute
+    monkeypatch.setattr(type(model), "_compute",
                         lambda self, sentences: calls.append(len(sentences)) or real(self,
                                                                                       sentences))
+    model.cache.clear()
     one_pass = process_batch(Batch(seq=0, docs=docs), settings).docs
     # The embed step: each distinct lead sentence once (15 + 3: the second document's four
-    # repeat the first's); the sentiment step: the 3 titles.
-    assert calls == [LEAD_SENTENCES + 3, 3]
+    # repeat the first's); the sentiment step: the title (the same for all three).
+    assert calls == [LEAD_SENTENCES + 3, 1]
     for a, b in zip(one_pass, two_pass, strict=True):
         assert a.sentiment == b.sentiment
         assert np.allclose(a.sentiment_probs, b.sentiment_probs, atol=1e-5)
@@ -80,17 +81,26 @@ def test_models_read_the_lead(settings: StepSettings) -> None:
     assert mixed.sentiment_score < lead.sentiment_score - 0.1  # the title weighs 0.75
 
 
-def test_a_sentence_repeated_in_the_batch_runs_once(settings: StepSettings,
+def test_a_sentence_seen_before_in_the_run_runs_once(settings: StepSettings,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     model = settings.models.load_sentiment()
     calls: list[list[str]] = []
-    real = type(model).outputs
-    monkeypatch.setattr(type(model), "outputs",
+    real = type(model)._compute
+    monkeypatch.setattr(type(model), "_compute",
                         lambda self, sentences: calls.append(list(sentences))
                         or real(self, sentences))
+    model.cache.clear()
     wire = "The figures were released by the statistics office on Tuesday morning."
     docs = process_batch(Batch(seq=0, docs=[_doc(0, [*LEAD[:3], wire]),
                                             _doc(1, [wire, *TAIL[:2]])]), settings).docs
     assert sorted(calls[0]) == sorted({*LEAD[:3], wire, *TAIL[:2]})  # 6 distinct of 7
+    # A later batch runs only what is new: the wire sentence and the title come from the cache
+    later = _doc(2, [wire, "A new sentence arrived in the second batch of the run."])
+    again = process_batch(Batch(seq=1, docs=[later]), settings).docs[0]
+    assert calls[2:] == [["A new sentence arrived in the second batch of the run."]]
+    model.cache.clear()  # ... and the cache changes nothing: the same document alone, fresh
     alone = process_batch(Batch(seq=0, docs=[_doc(1, [wire, *TAIL[:2]])]), settings).docs[0]
-    assert np.allclose(docs[1].sentiment_probs, alone.sentiment_probs, atol=1e-5)
+    assert docs[1].sentiment_probs == alone.sentiment_probs
+    model.cache.clear()
+    assert process_batch(Batch(seq=0, docs=[_doc(2, later.sentences)]),
+                         settings).docs[0].sentiment_probs == again.sentiment_probs

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
-import threading
 import warnings
 from collections.abc import Callable
 from functools import lru_cache
@@ -26,8 +24,8 @@ from typing import Literal
 import numpy as np
 
 from tasks.io.atomic import atomic_path
-from tasks.models.batching import token_batches
 from tasks.models.registry import DEFAULT_ENCODER, ModelRef, package_version, resolve_encoder
+from tasks.models.rowwise import ROWS_ALONE, RowCache, RowPool
 
 CACHE_ENV = "TEXTDIGEST_CACHE"
 EXPORT_VERSION = "3"  # bump when the exported graphs change: a new cache key, a fresh build
@@ -121,38 +119,33 @@ def _encoder_graph(path: Path):
     return EmbeddingGraph().eval()
 
 
-# One ORT run at a time in the process, whichever model: each run's intra-op threads already
-# fill the cores, and the flow's task threads would otherwise run the encoder of one batch
-# and the sentiment model of another at once (oversubscribed, slower than in turn).
-RUN_LOCK = threading.Lock()
-
-
 def session_settings(threads: int | None = None) -> dict[str, object]:
-    """The ORT session options every textdigest session uses (the speed bench prints them)."""
+    """The ORT session options every textdigest session uses (the speed bench prints them).
+
+    Sentences run alone (`tasks.models.rowwise`), each on one intra-op thread, `row_workers`
+    of them at once: one per core the run may use.
+    """
     return {
-        "intra_op_num_threads": threads or _torch_threads(),
+        "row_workers": threads or _torch_threads(),
+        "intra_op_num_threads": 1,
         "inter_op_num_threads": 1,
-        # Worker threads spin briefly between ops: on the AVX2 CPU of 2026-12-02 the flow ran
-        # 4.1 / 4.1 docs/s with spinning, 3.9 / 3.7 without (the reverse of an earlier
-        # AVX-512 machine's small gain; bench/RESULTS.md).
-        "session.intra_op.allow_spinning": "1",
         "graph_optimization_level": "ORT_ENABLE_ALL",  # ORT's default, stated
         "providers": ["CPUExecutionProvider"],
     }
 
 
 def _session(path: Path, threads: int | None):
+    """An ORT session over `path` and the pool its rows run on."""
     import onnxruntime as ort
 
     settings = session_settings(threads)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = settings["intra_op_num_threads"]
     opts.inter_op_num_threads = settings["inter_op_num_threads"]
-    opts.add_session_config_entry("session.intra_op.allow_spinning",
-                                  settings["session.intra_op.allow_spinning"])
     opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
                                             settings["graph_optimization_level"])
-    return ort.InferenceSession(str(path), opts, providers=settings["providers"])
+    session = ort.InferenceSession(str(path), opts, providers=settings["providers"])
+    return session, RowPool(settings["row_workers"])
 
 
 def _torch_threads() -> int:
@@ -162,22 +155,24 @@ def _torch_threads() -> int:
     return int(torch.get_num_threads())
 
 
-# Padded tokens per ORT run (token_batches): as fast as 64-row batches on news sentences
-# (bench/RESULTS.md, "Token budget"), with a bounded working set for long ones.
-BATCH_TOKENS = 1024
+def run_alone(session, pool: RowPool, ids: list[list[int]], width: int) -> np.ndarray:
+    """Every output of `session` for each token row, concatenated per row, each row run alone
+    (no padding, no neighbours): the result of a row is a function of that row only."""
+    out = np.zeros((len(ids), width), dtype=np.float32)
+
+    def one(i: int) -> None:
+        x = np.asarray([ids[i]], dtype=np.int64)
+        values = session.run(None, {"input_ids": x, "attention_mask": np.ones_like(x)})
+        out[i] = np.concatenate([v[0] for v in values])
+
+    pool.map(one, len(ids))
+    return out
 
 
-def length_sorted_batches(ids: list[list[int]], max_tokens: int = BATCH_TOKENS, pad_id: int = 0):
-    """Yield (row indices, input_ids, attention_mask) batches of similar token length, each
-    within `max_tokens` padded tokens."""
-    for idx in token_batches([len(x) for x in ids], max_tokens):
-        width = max(len(ids[i]) for i in idx)
-        input_ids = np.full((len(idx), width), pad_id, dtype=np.int64)
-        mask = np.zeros((len(idx), width), dtype=np.int64)
-        for row, i in enumerate(idx):
-            input_ids[row, :len(ids[i])] = ids[i]
-            mask[row, :len(ids[i])] = 1
-        yield idx, input_ids, mask
+def row_params(quant: Quant) -> dict[str, str]:
+    """How rows run, for the provenance (bench/RESULTS.md, "Batch-invariant rows")."""
+    return {**ROWS_ALONE, **({"activation_scales": "dynamic, per sentence"}
+                             if quant == "int8" else {})}
 
 
 class OnnxEncoder:
@@ -186,20 +181,19 @@ class OnnxEncoder:
 
     backend = "onnx"
 
-    def __init__(self, ref: ModelRef, quant: Quant = DEFAULT_QUANT,
-                 batch_tokens: int = BATCH_TOKENS, threads: int | None = None):
+    def __init__(self, ref: ModelRef, quant: Quant = DEFAULT_QUANT, threads: int | None = None):
         from transformers import AutoTokenizer
 
         self.ref = ref
         self.quant = quant
-        self.batch_tokens = batch_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(str(ref.path))
         key = cache_key(ref.revision, "encoder")
         fp32 = cached_file(key, "encoder-fp32.onnx",
                            lambda out: self._build_fp32(out))
         self.path = fp32 if quant == "fp32" else cached_file(
             key, "encoder-int8.onnx", lambda out: quantize_int8(fp32, out))
-        self._session = _session(self.path, threads)
+        self._session, self._pool = _session(self.path, threads)
+        self.cache = RowCache()
 
     def _build_fp32(self, out: Path) -> None:
         example = self.tokenizer(["An example sentence.", "Another, longer example sentence."],
@@ -212,20 +206,15 @@ class OnnxEncoder:
         return int(self._session.get_outputs()[0].shape[-1] or 384)
 
     def params(self) -> dict[str, object]:
-        return {"normalize": True, "batch_tokens": self.batch_tokens, "backend": "onnx",
-                "quantization": self.quant, "onnxruntime": package_version("onnxruntime")}
+        return {"normalize": True, "backend": "onnx", "quantization": self.quant,
+                "onnxruntime": package_version("onnxruntime"), **row_params(self.quant)}
+
+    def _compute(self, sentences: list[str]) -> np.ndarray:
+        ids = self.tokenizer(sentences, truncation=True, max_length=ENCODER_MAX_TOKENS)["input_ids"]
+        return run_alone(self._session, self._pool, ids, self.dim)
 
     def encode(self, sentences: list[str]) -> np.ndarray:
-        out = np.zeros((len(sentences), self.dim), dtype=np.float32)
-        if not sentences:
-            return out
-        ids = self.tokenizer(sentences, truncation=True, max_length=ENCODER_MAX_TOKENS)["input_ids"]
-        with RUN_LOCK:
-            for idx, input_ids, mask in length_sorted_batches(ids, self.batch_tokens,
-                                                               self.tokenizer.pad_token_id or 0):
-                out[idx] = self._session.run(None, {"input_ids": input_ids,
-                                                    "attention_mask": mask})[0]
-        return out
+        return self.cache.rows(sentences, self._compute, self.dim)
 
 
 def _lora_class():
@@ -239,12 +228,11 @@ def _lora_class():
                      threads: int | None = None):
             super().__init__(folder, name, load_weights=False)
             self.quant = quant
-            self.batch_tokens = BATCH_TOKENS
-            key = cache_key(super().provenance()["revision"], "sentiment-lora")
+            key = cache_key(self.revision, "sentiment-lora")
             fp32 = cached_file(key, "sentiment-fp32.onnx", self._export)
             self.path = fp32 if quant == "fp32" else cached_file(
                 key, "sentiment-int8.onnx", lambda out: quantize_int8(fp32, out))
-            self._session = _session(self.path, threads)
+            self._session, self._pool = _session(self.path, threads)
 
         def _export(self, out: Path) -> None:
             """Only a first run (no cached graph) loads the torch model, to export it."""
@@ -254,31 +242,14 @@ def _lora_class():
             finally:
                 self._encoder = self._head = None
 
-        def provenance(self) -> dict[str, str]:
-            prov = super().provenance()
-            params = {**json.loads(prov["params"]), "backend": "onnx", "quantization": self.quant,
-                      "batch_tokens": self.batch_tokens,
-                      "onnxruntime": package_version("onnxruntime")}
-            return {**prov, "params": json.dumps(params, sort_keys=True)}
+        def backend_params(self) -> dict[str, object]:
+            return {"backend": "onnx", "quantization": self.quant,
+                    "onnxruntime": package_version("onnxruntime"), **row_params(self.quant)}
 
-        def params(self) -> dict[str, object]:
-            return {**super().params(), "backend": "onnx", "quantization": self.quant,
-                    "batch_tokens": self.batch_tokens,
-                    "onnxruntime": package_version("onnxruntime")}
-
-        def outputs(self, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
-            logits = np.zeros((len(sentences), len(self.labels)), dtype=np.float32)
-            vectors = np.zeros((len(sentences), self.dim), dtype=np.float32)
-            if not sentences:
-                return logits, vectors
+        def _compute(self, sentences: list[str]) -> np.ndarray:
             ids = self.tokenizer(sentences, truncation=True,
                                  max_length=self.max_length)["input_ids"]
-            with RUN_LOCK:
-                for idx, input_ids, mask in length_sorted_batches(
-                        ids, self.batch_tokens, self.tokenizer.pad_token_id or 0):
-                    logits[idx], vectors[idx] = self._session.run(
-                        None, {"input_ids": input_ids, "attention_mask": mask})
-            return logits, vectors
+            return run_alone(self._session, self._pool, ids, len(self.labels) + self.dim)
 
     return OnnxLoraSentiment
 

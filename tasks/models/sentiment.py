@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from tasks.models.batching import length_batches
 from tasks.models.encoder import load_encoder
 from tasks.models.lead import LEAD_SENTENCES
 from tasks.models.registry import (
@@ -30,6 +29,7 @@ from tasks.models.registry import (
     file_digest,
     resolve_encoder,
 )
+from tasks.models.rowwise import ROWS_ALONE, RowCache
 from tasks.models.sentiment_base import (
     NEWS_POOLING,
     SentimentModel,
@@ -107,8 +107,10 @@ class EmbeddingHeadSentiment:
         """(n, 3) probabilities for n embedding rows."""
         if len(embeddings) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        with self._torch.no_grad():
-            logits = self._module(self._torch.from_numpy(np.ascontiguousarray(embeddings)))
+        rows = np.ascontiguousarray(embeddings, dtype=np.float32)
+        with self._torch.no_grad():  # row by row: a matrix product's last bits vary with M
+            logits = self._torch.cat([self._module(self._torch.from_numpy(rows[i : i + 1]))
+                                      for i in range(len(rows))])
             return self._torch.softmax(logits.float(), dim=-1).numpy()
 
     def score(self, docs: list[Document]) -> list[Document]:
@@ -167,7 +169,7 @@ class LoraSentiment:
     read_sentences = LEAD_SENTENCES  # title + the lead (tasks.models.lead)
 
     def __init__(self, folder: Path, name: str, pooling: str | None = None,
-                 batch_size: int = 64, load_weights: bool = True):
+                 load_weights: bool = True):
         from transformers import AutoTokenizer
 
         files = [folder / n for n in ("config.json", "head.safetensors",
@@ -178,7 +180,6 @@ class LoraSentiment:
                              "train one with python -m tasks.training.train_sentiment")
         self.name = name
         self.folder = folder
-        self.batch_size = batch_size
         self.config = json.loads(files[0].read_text(encoding="utf-8"))
         self.labels = tuple(self.config["labels"])
         if self.labels != SENTIMENT_LABELS:
@@ -202,6 +203,7 @@ class LoraSentiment:
         self.tokenizer = AutoTokenizer.from_pretrained(str(base_ref.path))
         self._encoder = self._head = None
         self._lock = threading.Lock()  # torch modules are not safe to call from several threads
+        self.cache = RowCache()
         if load_weights:
             self.load_weights()
 
@@ -226,17 +228,20 @@ class LoraSentiment:
     @property
     def ref(self) -> ModelRef:
         """This model as an encoder: its adapted weights, for the embeddings' provenance."""
-        return ModelRef(self.name, self.folder, LoraSentiment.provenance(self)["revision"],
-                        "builtin")
+        return ModelRef(self.name, self.folder, self.revision, "builtin")
 
     @property
     def dim(self) -> int:
         return int(self.config["hidden_size"])
 
+    def backend_params(self) -> dict[str, object]:
+        """How the encoder pass runs (the ONNX form says its own)."""
+        return {"backend": "torch", "quantization": "fp32", **ROWS_ALONE}
+
     def params(self) -> dict[str, object]:
         """How its sentence vectors are made (the encoder entry of the run manifest)."""
         return {"normalize": True, "pooling": "mean", "max_length": self.max_length,
-                "backend": "torch", "quantization": "fp32"}
+                **self.backend_params()}
 
     def provenance(self) -> dict[str, str]:
         params = {
@@ -248,33 +253,42 @@ class LoraSentiment:
             **({"news_pooling": NEWS_POOLING} if self.pooling == "news" else {}),
             "lora": {"r": self.lora["r"], "alpha": self.lora["alpha"]},
             "base": self.config["base_model"]["name"],
+            **self.backend_params(),
         }
         return {
             "name": self.name,
-            "revision": f"{self.base_revision};adapter-sha256:{self.adapter_digest};"
-                        f"head-sha256:{self.head_digest}",
+            "revision": self.revision,
             "params": json.dumps(params, sort_keys=True),
         }
 
+    @property
+    def revision(self) -> str:
+        """The weights: base, adapter and head digests."""
+        return (f"{self.base_revision};adapter-sha256:{self.adapter_digest};"
+                f"head-sha256:{self.head_digest}")
+
     def outputs(self, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(n, 3) raw head logits (before temperature) and (n, dim) L2-normalised sentence
-        vectors, from one pass, batched by length, in input order."""
+        vectors, from one pass, each sentence alone (`tasks.models.rowwise`), in input order;
+        a sentence seen before in this process is not run again."""
+        rows = self.cache.rows(sentences, self._compute, len(self.labels) + self.dim)
+        return rows[:, : len(self.labels)], rows[:, len(self.labels):]
+
+    def _compute(self, sentences: list[str]) -> np.ndarray:
+        """[logits | vector] per sentence, on torch, one sentence per forward pass."""
         import torch
 
-        logits = np.zeros((len(sentences), len(self.labels)), dtype=np.float32)
-        vectors = np.zeros((len(sentences), self.dim), dtype=np.float32)
-        if not sentences:
-            return logits, vectors
+        out = np.zeros((len(sentences), len(self.labels) + self.dim), dtype=np.float32)
         with self._lock, torch.inference_mode():
-            for idx in length_batches([len(s) for s in sentences], self.batch_size):
-                enc = self.tokenizer([sentences[i] for i in idx], padding=True, truncation=True,
-                                     max_length=self.max_length, return_tensors="pt")
+            for i, sentence in enumerate(sentences):
+                enc = self.tokenizer([sentence], truncation=True, max_length=self.max_length,
+                                     return_tensors="pt")
                 hidden = self._encoder(input_ids=enc["input_ids"],
                                        attention_mask=enc["attention_mask"]).last_hidden_state
                 pooled = mean_pool(hidden, enc["attention_mask"])
-                logits[idx] = self._head(pooled).numpy()
-                vectors[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
-        return logits, vectors
+                out[i, : len(self.labels)] = self._head(pooled)[0].numpy()
+                out[i, len(self.labels):] = torch.nn.functional.normalize(pooled, dim=-1)[0]
+        return out
 
     def logits(self, sentences: list[str]) -> np.ndarray:
         return self.outputs(sentences)[0]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from tasks.models.encoder import Encoder
@@ -17,17 +15,14 @@ def embed_sentences(docs: list[Document], encoder: Encoder, window: int | None =
     for every document; with `keep_logits` (the encoder is the sentiment model) also
     `doc.sentence_logits` from the same pass.
 
-    All sentences of the batch go to the encoder in one call, so it can sort them by
-    length and fill its own batches; each document then takes back its slice. A sentence
-    that repeats in the batch runs once.
+    All sentences of the batch go to the encoder in one call; each runs alone
+    (`tasks.models.rowwise`), so its row is the same in any batch, and one seen earlier in
+    the run (wire furniture, datelines) is taken from the model's cache. Each document then
+    takes back its slice.
     """
     parts = [d.sentences[:window] if window else d.sentences for d in docs]
     flat = [s for p in parts for s in p]
-
-    def run(sentences: list[str]) -> np.ndarray:  # one row per sentence: [logits | vector]
-        return np.hstack(encoder.outputs(sentences)) if keep_logits else encoder.encode(sentences)
-
-    rows = distinct_rows(flat, run)
+    rows = np.hstack(encoder.outputs(flat)) if keep_logits else encoder.encode(flat)
     n_logits = rows.shape[1] - encoder.dim
     logits, vectors = (rows[:, :n_logits], rows[:, n_logits:]) if keep_logits else (None, rows)
     start = 0
@@ -62,21 +57,6 @@ class Embed(BaseStep):
         one_pass = encoder is models.load_sentiment()
         return guarded(batch, self.name, lambda docs: embed_sentences(
             docs, encoder, models.embed_window, keep_logits=one_pass))
-
-
-def distinct_rows(texts: list[str], run: Callable[[list[str]], np.ndarray]) -> np.ndarray:
-    """`run(texts)`, row for row, running each distinct text once (wire furniture, table rows
-    and boilerplate repeat across the documents of a batch).
-
-    Only within one call: int8 activations are quantised over each encoder run, so a row from
-    another batch could differ a little, and a rerun must give the same rows.
-    """
-    distinct = list(dict.fromkeys(texts))
-    if len(distinct) == len(texts):
-        return run(texts)
-    rows = run(distinct)
-    where = {t: i for i, t in enumerate(distinct)}
-    return rows[[where[t] for t in texts]]
 
 
 STEP = Embed()
