@@ -100,14 +100,30 @@ SENTENCE_RULES: tuple[tuple[str, Callable[[str], bool]], ...] = (
 )
 
 
+# Where a boilerplate phrase makes a whole sentence furniture: at its start, after nothing but
+# punctuation or "Please" ("Subscribe to our newsletter!", "© 2024 …"), or a mark that prose
+# never holds (©, "All rights reserved", a menu's separators) anywhere in it.
+_FURNITURE_LEAD_IN = re.compile(r"[\W\d_]*(?:please[\s,]+)?", re.IGNORECASE)
+_FURNITURE_ANYWHERE = re.compile(r"©|\(c\)|all rights reserved|\s[|•·»›]\s", re.IGNORECASE)
+
+
+def _is_furniture_sentence(sentence: str) -> bool:
+    """A sentence that is site furniture, not prose that mentions it: "We use cookies." is,
+    "I want to read more books." and "The copyright case was heard on Monday." are not."""
+    return any(_FURNITURE_LEAD_IN.fullmatch(sentence, 0, m.start())
+               or _FURNITURE_ANYWHERE.match(m.group())
+               for m in _BOILERPLATE.finditer(sentence))
+
+
 def is_boilerplate_only(sentences: list[str]) -> bool:
     """True for a page of site furniture only (cookie banner, menu, "subscribe", copyright).
 
-    At least one sentence must be boilerplate and every other one a stub of at most three
-    words or mostly non-letters ("Accept", "Menu", "© 2024"): a short headline with no
-    boilerplate is a (short) document, not furniture.
+    At least one sentence must be furniture (a boilerplate phrase that opens it, or a mark
+    such as ©) and every other one a stub of at most three words or mostly non-letters
+    ("Accept", "Menu", "© 2024"): a short headline, or a sentence that only mentions a
+    boilerplate phrase ("readers who read more"), is a (short) document, not furniture.
     """
-    hits = [_BOILERPLATE.search(s) is not None for s in sentences]
+    hits = [_is_furniture_sentence(s) for s in sentences]
     return any(hits) and all(
         hit or len(s.split()) <= 3 or rejection_reason(s) == "mostly non-letters"
         for s, hit in zip(sentences, hits, strict=True))

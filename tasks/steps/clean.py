@@ -2,7 +2,9 @@
 
 Cleaning (`tasks.steps.text`), the wire header (`tasks.steps.header`) and sentence splitting
 (`tasks.steps.sentences`) are plain functions of their input, so the step gives the same
-result on any worker. A document with nothing left, or only site furniture, becomes a reject.
+result on any worker. Page labels glued into the text ("… delays Read more The mayor …") are
+cut (`tasks.steps.furniture`) and listed in `meta`. A document with nothing left, or only site
+furniture, becomes a reject.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from tasks.models.summarizers import is_boilerplate_only
 from tasks.record import Document, Reject, excerpt
 from tasks.steps.base import BaseStep, Batch, StepSettings, guarded
+from tasks.steps.furniture import cut_furniture
 from tasks.steps.header import parse_header
 from tasks.steps.sentences import (
     _LIKELY_END,
@@ -24,6 +27,8 @@ from tasks.steps.sentences import (
 from tasks.steps.text import clean_text
 
 _META_DATE_KEYS = ("published_date", "date", "published")
+# Its own key, like `textdigest_note`: the page labels cut from the text, as written, in order.
+FURNITURE_KEY = "textdigest_furniture_removed"
 
 
 def _meta_date(meta: dict[str, Any]) -> dt.date | None:
@@ -86,7 +91,11 @@ def clean_document(doc: Document, max_model_chars: int | None = None) -> Documen
     metadata is often the crawl or export date. `doc.text` keeps the whole body; the
     sentences (what the models read) stop at `max_model_chars`, noted in `meta`.
     """
-    header = parse_header(clean_text(doc.raw_text))
+    # Labels are cut before the header is read: one may stand in front of the dateline.
+    text, furniture = cut_furniture(clean_text(doc.raw_text))
+    if furniture:
+        doc.meta[FURNITURE_KEY] = furniture
+    header = parse_header(text)
     doc.text = header.body
     doc.published_date = header.published_date or _meta_date(doc.meta)
     doc.dateline = header.dateline
@@ -133,11 +142,11 @@ class Clean(BaseStep):
 def _nothing_to_read(doc: Document) -> Reject | None:
     """The reject for a document with no text left, or only furniture; None otherwise."""
     if not doc.sentences:
-        # Nothing left: was it a page of furniture that the trailer rules stripped (a lone
-        # "All rights reserved."), or markup with no text at all?
+        # Nothing left: was it a page of furniture that the trailer rules or the label cuts
+        # stripped (a lone "All rights reserved.", "Read more"), or markup with no text at all?
         stripped = split_sentences(clean_text(doc.raw_text))
-        if stripped and is_boilerplate_only(stripped):
-            reason, detail = "boilerplate_only", "only copyright or sign-off lines"
+        if stripped and (FURNITURE_KEY in doc.meta or is_boilerplate_only(stripped)):
+            reason, detail = "boilerplate_only", "only copyright, sign-off lines or page labels"
         else:
             reason = "empty_after_cleaning"
             detail = "no text left after removing markup, headers and boilerplate"
