@@ -129,13 +129,29 @@ def run_naive(input_path: Path, sst2_limit: int | None) -> dict[str, Any]:
         centroid = emb.mean(axis=0)
         top = sorted(np.argsort(-(emb @ centroid))[:3])
         summaries[doc["id"]] = " ".join(sentences[i] for i in top)
-        probs = sentiment.sentence_probs(sentences).mean(axis=0)
+        probs = naive_probs(sentiment, sentences).mean(axis=0)
         _ = ("negative", "neutral", "positive")[int(np.argmax(probs))]
     wall = time.perf_counter() - start
     return {"docs": len(docs), "sentences": n_sent, "wall_s": wall, "load_s": load_s,
             "peak_rss_mib": peak_rss_mib(), "rouge2": rouge2(summaries),
             "sst2": sst2_accuracy(sentiment.sentence_probs, sst2_limit),
             "backend": "torch fp32, per document"}
+
+
+def naive_probs(model, sentences: list[str]):
+    """The user's call: the document's sentences in one padded torch batch (the pipeline runs
+    each alone, for batch-invariant rows; the naive loop keeps the plain batched forward)."""
+    import torch
+
+    from tasks.models.sentiment import mean_pool
+
+    with torch.inference_mode():
+        enc = model.tokenizer(sentences, padding=True, truncation=True,
+                              max_length=model.max_length, return_tensors="pt")
+        hidden = model._encoder(input_ids=enc["input_ids"],
+                                attention_mask=enc["attention_mask"]).last_hidden_state
+        logits = model._head(mean_pool(hidden, enc["attention_mask"])).numpy()
+    return model.calibrated(logits)
 
 
 def run_flow(input_path: Path, backend: str, batch_size: int, sst2_limit: int | None,
