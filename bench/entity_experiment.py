@@ -337,24 +337,35 @@ def load_tokenizer(base_dir: Path):
 
 def load_encoder_model(base_dir: Path, adapter_dir: Path | None, trainable: bool,
                        lora: dict[str, Any] | None = None):
-    """MiniLM (fp32) with the adapter: merged and frozen, or as a trainable PeftModel.
+    """MiniLM (fp32) with the adapter: merged and frozen (as `LoraSentiment.load_weights`), or
+    as a trainable peft model. `adapter_dir` None: a fresh LoRA with `lora` (r, alpha, dropout).
 
-    `adapter_dir` None and `trainable`: a fresh LoRA with `lora` (r, alpha, dropout).
+    The LoRA config is rebuilt from the adapter's essentials and the weights set directly, so
+    a peft release that does not know every field of `adapter_config.json` still loads it.
     """
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from safetensors.torch import load_file
 
     from tasks.models.sentiment import load_base_encoder
+    from tasks.training.train_sentiment import LORA_TARGETS
 
     base = load_base_encoder(base_dir).float()
+    if adapter_dir is not None:
+        saved = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+        lora = {"r": saved["r"], "alpha": saved["lora_alpha"], "dropout": saved["lora_dropout"],
+                "target_modules": saved["target_modules"]}
+    cfg = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                     target_modules=lora.get("target_modules", LORA_TARGETS), bias="none")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        if adapter_dir is None:
-            from tasks.training.train_sentiment import LORA_TARGETS
-
-            cfg = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                             target_modules=LORA_TARGETS, bias="none")
-            return get_peft_model(base, cfg)
-        model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=trainable)
+        model = get_peft_model(base, cfg)
+    if adapter_dir is not None:
+        state = load_file(str(adapter_dir / "adapter_model.safetensors"))
+        loaded = set_peft_model_state_dict(model, {k: v.float() for k, v in state.items()})
+        if loaded.unexpected_keys:
+            raise RuntimeError(f"adapter keys not in the model: {loaded.unexpected_keys[:5]}")
+        if not any(k.endswith("lora_A.weight") for k in state):
+            raise RuntimeError(f"no LoRA weights in {adapter_dir}")
     if trainable:
         return model
     for p in model.parameters():
@@ -747,7 +758,8 @@ def arm_trained(ctx: Context, arm: str) -> dict[str, Any]:
     if args.out:
         from peft import get_peft_model_state_dict
 
-        adapter = {k: v.detach().half() for k, v in get_peft_model_state_dict(encoder).items()}
+        adapter = {k: v.detach().half() for k, v in get_peft_model_state_dict(
+            encoder, save_embedding_layers=False).items()}
         modules = {"entity_head": ent_head} | ({"doc_head": doc_head} if doc_head else {})
         meta = {"arm": arm, "spec": asdict(spec), "lora": {**lora_cfg, "init": args.init,
                 "target_modules": "as tasks.training.train_sentiment.LORA_TARGETS"},
