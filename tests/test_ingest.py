@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -182,12 +183,65 @@ def test_batches_are_bounded_and_limit_stops(tmp_path):
     assert sum(sizes) == 10
 
 
-def test_iter_items_is_lazy(tmp_path):
-    """Reading stops where the consumer stops: the corpus is never loaded whole."""
-    path = tmp_path / "in.jsonl"
-    path.write_text(json.dumps({"text": "ok"}) + "\n" + "{broken\n")
-    first = next(iter(iter_items(path)))
-    assert isinstance(first, Document)
+def test_iter_items_is_lazy(tmp_path, monkeypatch):
+    """Reading stops where the consumer stops, so the corpus is never loaded whole: after one
+    item, one line of the first file has been read and no other file opened."""
+    lines = [json.dumps({"text": f"Doc {i}."}).encode() + b"\n" for i in range(5)]
+    (tmp_path / "a.jsonl").write_bytes(b"".join(lines))
+    (tmp_path / "b.jsonl").write_bytes(lines[0])
+    served: dict[str, int] = {}  # input file -> lines handed to the reader
+    real_open = Path.open
+
+    class Lines:
+        """An input file that counts what is read of it (whole-file reads count every line)."""
+
+        def __init__(self, name: str, data: list[bytes]):
+            self.name, self.data = name, data
+
+        def __iter__(self):
+            return self
+
+        def __next__(self) -> bytes:
+            if served[self.name] == len(self.data):
+                raise StopIteration
+            served[self.name] += 1
+            return self.data[served[self.name] - 1]
+
+        def readline(self, *_) -> bytes:
+            return next(self, b"")
+
+        def read(self, *_) -> bytes:
+            return b"".join(self.readlines())
+
+        def readlines(self, *_) -> list[bytes]:
+            rest = self.data[served[self.name]:]
+            served[self.name] = len(self.data)
+            return rest
+
+        def close(self) -> None:
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            pass
+
+    def open_counted(self, mode="r", *args, **kwargs):
+        if self.parent != tmp_path:
+            return real_open(self, mode, *args, **kwargs)
+        with real_open(self, "rb") as fh:
+            data = fh.readlines()
+        served[self.name] = 0
+        return Lines(self.name, data)
+
+    monkeypatch.setattr(Path, "open", open_counted)
+    items = iter_items(tmp_path)
+    first = next(items)
+    assert isinstance(first, Document) and first.raw_text == "Doc 0."
+    assert served == {"a.jsonl": 1}
+    assert [i.raw_text for i in items] == [f"Doc {i}." for i in (1, 2, 3, 4, 0)]
+    assert served == {"a.jsonl": 5, "b.jsonl": 1}  # the counting saw every read
 
 
 def test_a_bad_csv_row_costs_that_row_not_the_rest_of_the_file(tmp_path):

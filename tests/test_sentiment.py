@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from types import SimpleNamespace
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from tasks.models.registry import ModelError, file_digest  # noqa: E402
-from tasks.models.sentiment import HEAD_DIR, load_sentiment
+from tasks.models.registry import DEFAULT_ENCODER, ModelError, file_digest  # noqa: E402
+from tasks.models.sentiment import HEAD_DIR, HEAD_NAME, load_sentiment
 from tasks.models.sentiment_base import SentimentModel, pool_probs  # noqa: E402
 from tasks.record import SENTIMENT_LABELS, Document  # noqa: E402
 
@@ -50,15 +52,41 @@ def test_polarity_of_clear_sentences(model):
     assert neg.sentiment_score < -0.3 and neg.sentiment == "negative"
 
 
-def test_precomputed_embeddings_match_self_encoding(model):
-    from tasks.models.encoder import load_encoder
+def test_head_scores_the_vectors_the_run_feeds(model, monkeypatch):
+    """The embed step hands this model the run's vectors (`ModelNames(sentiment="minilm-head")`
+    loads base MiniLM on the default backend, every sentence); it must score those vectors,
+    not encode again, and each document its own."""
+    import tasks.models.sentiment as sentiment_module
+    from tasks.models.names import ModelNames
     from tasks.steps.embed import embed_sentences
 
-    a = _doc("Net sales increased by 18 percent.", "The board proposed a dividend.")
-    b = _doc("Net sales increased by 18 percent.", "The board proposed a dividend.")
-    embed_sentences([a], load_encoder())
-    model.score([a, b])
-    assert a.sentiment_probs == pytest.approx(b.sentiment_probs, abs=1e-5)
+    names = ModelNames(sentiment=HEAD_NAME)
+    assert names.encoder == DEFAULT_ENCODER and names.embed_window is None
+    up = ("Net sales increased by 18 percent.", "The board proposed a dividend.")
+    down = ("Operating profit fell sharply and the company warned of further losses.",)
+    fed, swapped, down_doc = embed_sentences([_doc(*up), _doc(*up), _doc(*down)],
+                                             names.load_encoder(), names.embed_window)
+    swapped.embeddings = np.repeat(down_doc.embeddings, len(up), axis=0)  # up's text, down's
+
+    encoded: list[list[str]] = []
+    real_load = sentiment_module.load_encoder
+
+    def counting_load(name):
+        encoder = real_load(name)
+        return SimpleNamespace(encode=lambda s: encoded.append(list(s)) or encoder.encode(s))
+
+    monkeypatch.setattr(sentiment_module, "load_encoder", counting_load)
+    model.score([fed, swapped, down_doc])
+    assert encoded == []  # every document came with its vectors
+    (own,) = model.score([_doc(*up)])
+    assert encoded == [list(up)]  # without them, it encodes (torch MiniLM)
+
+    # the run's int8 vectors against the model's own fp32 encoding: close, same label
+    assert fed.sentiment_probs == pytest.approx(own.sentiment_probs, abs=0.05)
+    assert fed.sentiment == own.sentiment
+    # scored from the vectors, not the text: down's vectors give down's result
+    assert swapped.sentiment_probs == pytest.approx(down_doc.sentiment_probs, abs=1e-6)
+    assert down_doc.sentiment == "negative" and fed.sentiment != "negative"
 
 
 def test_empty_document_gets_none(model):
@@ -85,8 +113,6 @@ def test_provenance_pins_the_head(model):
 
 
 def test_pooling_keeps_a_distribution():
-    import numpy as np
-
     probs = np.array([[0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.05, 0.9, 0.05]])
     for pooling in ("mean", "polar"):
         pooled = pool_probs(probs, pooling)

@@ -7,10 +7,13 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from tasks.models.encoder import load_encoder  # noqa: E402
+from tasks.models.names import ModelNames
 from tasks.models.registry import DEFAULT_ENCODER, ModelError
+from tasks.models.sentiment import LORA_NAME
 from tasks.models.summarizers import (
     ExtractiveParams,
     ExtractiveSummarizer,
@@ -109,13 +112,32 @@ def test_empty_document_gets_no_summary(summarizer: Summarizer) -> None:
     assert out[1].summary is not None
 
 
-def test_precomputed_embeddings_give_the_same_summary(summarizer: Summarizer) -> None:
-    inside = summarizer.summarize([_doc(ARTICLE, "a")])[0]
-    pre = embed_sentences([_doc(ARTICLE, "b")], load_encoder(DEFAULT_ENCODER))
-    assert pre[0].embeddings is not None and pre[0].embeddings.shape == (len(ARTICLE), 384)
-    outside = summarizer.summarize(pre)[0]
-    assert outside.summary_sentence_ids == inside.summary_sentence_ids
-    assert outside.summary == inside.summary
+def test_summary_reads_the_vectors_the_run_feeds(summarizer: Summarizer, monkeypatch) -> None:
+    """The embed step hands the summariser the run's vectors (`ModelNames().load_encoder()`:
+    the adapted LoRA encoder on the default backend), and the summary must follow them: it may
+    not encode again, nor pick what it would pick without them."""
+    names = ModelNames()
+    encoder = names.load_encoder()
+    assert names.encoder == LORA_NAME and names.needs_embeddings
+    inside = summarizer.summarize([_doc(ARTICLE, "a")])[0]  # encodes the lead itself
+
+    run, steered = embed_sentences([_doc(ARTICLE, "run"), _doc(ARTICLE, "steered")], encoder,
+                                   names.embed_window,
+                                   keep_logits=encoder is names.load_sentiment())
+    assert run.embeddings.shape == (len(ARTICLE), encoder.dim)
+    # Vectors that make sentence 3 repeat sentence 1 (MMR then drops it) and sentence 4 share
+    # the topic of the rest: with them the picks must move from 3 to 4.
+    a, b = np.eye(encoder.dim, dtype=np.float32)[:2]
+    steered.embeddings = np.stack([a if i in (1, 3) else b for i in range(len(ARTICLE))])
+
+    def encode_again(self):
+        raise AssertionError("the summariser encoded sentences it was handed vectors for")
+
+    monkeypatch.setattr(ExtractiveSummarizer, "_encoder", encode_again)
+    steered_out, run_out = summarizer.summarize([steered, run])  # one batch: no mix-up
+    assert run_out.summary_sentence_ids == inside.summary_sentence_ids == [1, 2, 3]
+    assert run_out.summary == inside.summary
+    assert steered_out.summary_sentence_ids == [1, 2, 4]
 
 
 def test_mismatched_embeddings_are_an_error(summarizer: Summarizer) -> None:

@@ -1,4 +1,4 @@
-"""The report and dataset card templates, without Prefect or models: a tiny synthetic output.
+"""The report and dataset card templates, without Prefect or model runs: tiny synthetic outputs.
 
 The report is HTML: whatever the data holds must come out as text (escaped, URLs not links),
 whatever the template says. The card is Markdown: nothing HTML-escaped, but a value cannot
@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.resources
 import json
+import re
 import tomllib
 from html.parser import HTMLParser
 from pathlib import Path
@@ -141,6 +142,103 @@ def test_card_has_the_hub_header_and_markdown_neutralised_not_escaped(output):
     assert "&lt;" not in body and "&#" not in body  # Markdown is not HTML-escaped
     assert "read_parquet('hf://datasets/acme/news-digest/data/documents/*.parquet'" in body
     assert f"| `{RUN}` | 2 | 0.1.0 | extractive | minilm-lora |" in body
+    # revision "r1" is not the installed minilm-lora: its metadata must not describe it
+    assert "not the weights this textdigest installs" in body
+    assert "PhraseBank" not in body and "data under these terms" not in body
+
+
+HUB_MODEL = {"name": "ProsusAI/finbert", "revision": "4556d13015211d73dccd3fdd39d39232506f3e43",
+             "params": "{}"}
+
+
+@pytest.fixture(scope="module")
+def model_runs(tmp_path_factory) -> dict[str, tuple[publish.Shard, Path | None]]:
+    """One run per sentiment model (both built-ins, one Hub model), each row's provenance as
+    that model writes it: the card must describe the models from their own metadata."""
+    from tasks.models.sentiment import (
+        BUILTIN_DIRS,
+        HEAD_NAME,
+        LORA_NAME,
+        EmbeddingHeadSentiment,
+        LoraSentiment,
+    )
+
+    root = tmp_path_factory.mktemp("models")
+    (root / "documents").mkdir()
+    provenance = {
+        LORA_NAME: LoraSentiment(BUILTIN_DIRS[LORA_NAME], LORA_NAME, load_weights=False),
+        HEAD_NAME: EmbeddingHeadSentiment(BUILTIN_DIRS[HEAD_NAME], HEAD_NAME),
+    }
+    provenance = {name: m.provenance() for name, m in provenance.items()}
+    provenance[HUB_MODEL["name"]] = HUB_MODEL
+    model = {"name": "extractive", "revision": "r1", "params": "{}"}
+    runs = {}
+    for i, (name, prov) in enumerate(provenance.items()):
+        run = runs[name] = f"20240102T03040{i}-run{i}"
+        doc = Document(doc_id=f"m{i}", source="feed.jsonl:1", raw_text="x", title="Up",
+                       text="Shares rose.", summary="Shares rose.", sentiment="positive",
+                       sentiment_score=0.7, sentiment_probs=(0.1, 0.1, 0.8))
+        pq.write_table(documents_to_table([doc], {
+            "run_id": run, "textdigest_version": "0.1.0", "cleaner": "{}",
+            "processed_at": dt.datetime(2024, 1, 2, tzinfo=dt.UTC), "encoder": model,
+            "summarizer": model, "sentiment_model": prov}),
+            root / "documents" / f"part-{run}-00000.parquet")
+    shards = {shard.run_id: shard for shard in publish.local_shards(root)}
+    return {name: (shards[run], BUILTIN_DIRS.get(name)) for name, run in runs.items()}
+
+
+def _section(text: str, heading: str) -> str:
+    return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _model_entry(section: str, name: str) -> str:
+    """A model's bullet of the Sentiment models section, with its nested lines."""
+    return section.split(f"\n- `{name}`", 1)[1].split("\n- `", 1)[0] + "\n"
+
+
+def test_card_states_each_sentiment_models_data_licences_and_rule_from_its_metadata(model_runs):
+    """Every training set, licence and label rule of a built-in model that labelled rows is in
+    the card as the model's config.json states it; a Hub model is named with its revision."""
+    from huggingface_hub import DatasetCard
+
+    card = publish.build_card("acme/x", [shard for shard, _ in model_runs.values()])
+    assert DatasetCard(str(card)).data.to_dict() == card.data.to_dict()  # a valid Hub header
+    assert yaml.safe_load(str(card).split("---\n")[1])["configs"]
+    models = _section(card.text, "Sentiment models")
+    licence_section = _section(card.text, "Licence")
+    for name, (_, folder) in model_runs.items():
+        entry = _model_entry(models, name)
+        if folder is None:  # not built in: what is known, and where its data are described
+            assert HUB_MODEL["revision"] in entry and "its own model card" in entry
+            assert f"https://huggingface.co/{name}" in entry
+            assert "arg-max" in entry  # HFSentiment labels by set_sentiment's arg-max
+            continue
+        meta = json.loads((folder / "config.json").read_text())
+        data = [d for d in meta["data"].values() if isinstance(d, dict) and "licence" in d]
+        assert data, f"{name}: its metadata lists no training data with a licence"
+        for d in data:
+            dataset = d["licence"].split(":")[0]  # "<dataset>: <terms>"
+            assert dataset in entry, f"{name}: training set {dataset} not in the card"
+            assert f"  - {d['licence']}\n" in entry, f"{name}: the licence of {dataset}"
+            assert f"- {d['licence']}\n" in licence_section
+        if "neutral_band" in meta:
+            assert f"{meta['label_rule']} (neutral_band = {meta['neutral_band']})" in entry
+        else:  # EmbeddingHeadSentiment: set_sentiment without a band takes the arg-max
+            assert "arg-max" in entry and "neutral_band" not in entry
+    assert "arg-max of the probabilities" not in card.text  # the old, wrong column note
+
+
+def test_sentiment_column_gives_the_label_rule_of_the_model_that_ran(model_runs):
+    """With one model, the `sentiment` column note carries its band, read from its metadata."""
+    from tasks.models.sentiment import LORA_NAME
+
+    shard, folder = model_runs[LORA_NAME]
+    meta = json.loads((folder / "config.json").read_text())
+    card = publish.build_card("acme/x", [shard])
+    note = re.search(r"^\| `sentiment` \| string \| (.*) \|$", card.text, re.M)[1]
+    band = re.search(r"neutral_band = ([-\d.]+)", note)
+    assert band and float(band[1]) == meta["neutral_band"], note
+    assert meta["label_rule"] in note
 
 
 def test_templates_ship_as_package_data():

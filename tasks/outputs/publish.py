@@ -7,8 +7,9 @@ Each step is a plain function (the `publish` flow in `flows.publish` wraps them)
   and `README.md`. It lives outside the output, so a `data/**/*.parquet` glob over the output
   never sees a staged copy twice.
 - `build_card`: the dataset card (YAML `configs` and `dataset_info` derived from the shards'
-  Arrow schemas, statistics, models and revisions from the rows' provenance), its text
-  rendered from the Markdown template tasks/outputs/templates/dataset_card.md.j2.
+  Arrow schemas, statistics, models and revisions from the rows' provenance; what a built-in
+  sentiment model learned from, its licences and label rule from that model's own metadata),
+  its text rendered from the Markdown template tasks/outputs/templates/dataset_card.md.j2.
 - `validate_staged`: `datasets.load_dataset` on the staged folder must give back exactly the
   local rows and features before anything leaves the machine.
 - `plan_commit` / `push`: one commit with the shards the repo lacks and the refreshed card.
@@ -41,6 +42,8 @@ from jinja2 import Environment
 
 from tasks.io.atomic import atomic_path, atomic_write_bytes, atomic_write_json
 from tasks.io.write import DOCUMENTS_DIR, REJECTS_DIR
+from tasks.models.registry import HUB_ID
+from tasks.models.sentiment import BUILTIN_DIRS, builtin_metadata
 from tasks.outputs import templating
 
 SUBSETS = (DOCUMENTS_DIR, REJECTS_DIR)  # Hub configs, named like the output's folders
@@ -64,7 +67,7 @@ COLUMN_NOTES = {
     "agency": "news agency from the wire header, e.g. `TASS`, `Reuters`",
     "text": "the cleaned body, wire header and trailing boilerplate removed",
     "summary": "the summary written by the summariser",
-    "sentiment": "`negative`, `neutral` or `positive` (arg-max of the probabilities)",
+    "sentiment": "`negative`, `neutral` or `positive`",  # the template adds the label rule
     "sentiment_score": "p(positive) − p(negative), in [-1, 1]",
     "prob_negative": "", "prob_neutral": "", "prob_positive": "",
     "n_chars": "characters in `text`", "n_sentences": "sentences in `text`",
@@ -76,11 +79,6 @@ COLUMN_NOTES = {
     "duplicate_of": "doc_id of an earlier document this one nearly duplicates",
 }
 
-# Training data of the built-in models and its terms (see tasks/models/assets/*/README.md).
-MODEL_DATA_TERMS = {
-    "minilm-lora": "SST-2 (no licence stated) and Financial PhraseBank (CC BY-NC-SA 3.0)",
-    "minilm-head": "SST-2 (no licence stated) and Financial PhraseBank (CC BY-NC-SA 3.0)",
-}
 DEFAULT_LICENSE = "other"  # why: the Licence section of tasks/outputs/templates/dataset_card.md.j2
 
 
@@ -416,16 +414,58 @@ def _provenance_context(runs: list[dict[str, Any]]) -> dict[str, Any]:
         for role, m in r["models"].items():
             models.setdefault((role, m["name"], m["revision"], m["params"]), m)
     summarizers = {r["models"]["summarizer"]["name"] for r in runs}
-    sentiments = {r["models"]["sentiment_model"]["name"] for r in runs}
+    sentiment_models = _sentiment_models(runs)
     return {
         "runs": runs,
         "versions": sorted({r["textdigest_version"] for r in runs}),
         "models": [(role, m) for (role, *_), m in models.items()],
         "extractive_summaries": "extractive" in summarizers,
         "abstractive_summaries": bool(summarizers - {"extractive"}),
-        "model_data_terms": [(name, MODEL_DATA_TERMS[name])
-                             for name in sorted(sentiments & MODEL_DATA_TERMS.keys())],
+        "sentiment_models": sentiment_models,
+        "data_licences": list(dict.fromkeys(d["licence"] for s in sentiment_models
+                                            for d in s["data"])),
     }
+
+
+def _sentiment_models(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each sentiment model the rows name, with what is known of it, so the card states facts
+    from their one home: the model's metadata, or the rows' provenance.
+
+    kind "builtin" (a built-in whose recorded revision is the installed one): training sets
+    with their licences, label rule and neutral band from its config.json. "other-release"
+    (a built-in name, other weights), "hub", "local": name and revision; its own model card
+    describes its data. A band recorded in the run's params wins: it labelled the rows.
+    """
+    found: dict[tuple[str, str, float | None], dict[str, Any]] = {}
+    metadata: dict[tuple[str, str], dict[str, Any] | None] = {}  # digests once per model
+    for r in runs:
+        m = r["models"]["sentiment_model"]
+        name, revision = m["name"], m["revision"] or ""
+        if (name, revision) not in metadata:
+            metadata[name, revision] = builtin_metadata(name, revision)
+        meta = metadata[name, revision]
+        params = _params(m["params"])
+        kind = ("builtin" if meta is not None else "other-release" if name in BUILTIN_DIRS
+                else "hub" if HUB_ID.fullmatch(name) else "local")
+        # band None: `set_sentiment` takes the arg-max (the head and Hugging Face models)
+        band = params.get("neutral_band", (meta or {}).get("neutral_band"))
+        data = [{"key": key, "licence": entry["licence"]}
+                for key, entry in (meta or {}).get("data", {}).items()
+                if isinstance(entry, dict) and "licence" in entry]
+        found.setdefault((name, revision, band), {
+            "name": name, "revision": revision, "kind": kind, "band": band, "data": data,
+            "rule": (meta or {}).get("label_rule"),
+            # an older built-in that did not record its band: its rule is not known here
+            "rule_known": kind != "other-release" or "neutral_band" in params})
+    return list(found.values())
+
+
+def _params(text: str | None) -> dict[str, Any]:
+    try:
+        params = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return params if isinstance(params, dict) else {}
 
 
 def write_card(staging: Path, card: Any) -> Path:
