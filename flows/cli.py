@@ -154,7 +154,8 @@ def run(
         help="Documents not in English (detected, stored in the language column): 'keep' "
              "them flagged, or 'reject' them as not_english.")] = "keep",
     threads: Annotated[int | None, typer.Option(
-        help="Torch threads for model work in this process (default: one per core).")] = None,
+        help="Threads for model work in this process: torch's intra-op threads and the "
+             "sentences ONNX Runtime runs at once (default: one per core).")] = None,
     backend: Annotated[str, typer.Option(
         help="'onnx' (ONNX Runtime, int8; exported once per model revision into "
              "$TEXTDIGEST_CACHE) or 'torch' for the MiniLM encoder and LoRA sentiment.")

@@ -157,8 +157,9 @@ class RuntimeConfig(BaseModel):
         None, ge=1, le=1024, description="Worker processes of the LocalCluster (default: "
                                          "Dask's choice from the CPU count).")
     torch_threads: int | None = Field(
-        None, ge=1, le=512, description="Torch intra-op threads in the flow process (default: "
-                                        "torch's choice, one per core). Dask workers use one.")
+        None, ge=1, le=512, description="Threads for model work in the flow process: torch's "
+                                        "intra-op threads and the sentences ONNX Runtime runs at "
+                                        "once (default: one per core). Dask workers use one.")
     show_progress: bool = Field(True, description="Draw a progress bar on the terminal.")
 
     @model_validator(mode="after")
