@@ -252,9 +252,11 @@ def digest(config: DigestConfig) -> dict[str, Any]:
     if near is not None:  # this run's signatures stream to disk, not memory
         near.open_run(output, run_id)
     opts = config.ingest_options()
-    total = ingest.count_items(config.input.path, opts)
-    if config.input.limit is not None:
-        total = min(total, config.input.limit)
+    total = None  # the bar's length: a second pass over the input, only when a bar is drawn
+    if config.runtime.show_progress:
+        total = ingest.count_items(config.input.path, opts)
+        if config.input.limit is not None:
+            total = min(total, config.input.limit)
 
     writer = DatasetWriter(output, run_id, config.output.shard_rows)
     sink = _Sink(writer, near, {**provenance, "run_id": run_id, "textdigest_version": VERSION})

@@ -175,3 +175,21 @@ def test_a_feed_that_gains_lines_at_the_top_adds_only_the_new_record(prefect_har
     assert digest(cfg)["counts"] == {"read": 3, "written": 1, "rejected": 0,
                                      "skipped_existing": 2}
     assert pq.read_table(out / "documents").num_rows == 3
+
+
+def test_input_is_counted_only_for_a_progress_bar(prefect_harness, tmp_path, monkeypatch):
+    """Counting reads the whole input a second time: a run without a bar must not do it."""
+    from flows.digest import digest
+    from tasks.io import ingest
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"id": "c1", "text": "Shares rose. Investors cheered."}) + "\n")
+    counted: list[object] = []
+    real = ingest.count_items
+    monkeypatch.setattr(ingest, "count_items",
+                        lambda *a, **k: counted.append(a) or real(*a, **k))
+    quiet = DigestConfig(input=inp, output=tmp_path / "quiet", show_progress=False)
+    assert digest(quiet)["counts"]["written"] == 1
+    assert counted == []
+    digest(quiet.updated(output=tmp_path / "bar", show_progress=True))
+    assert len(counted) == 1
