@@ -834,6 +834,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                    help="bf16 autocast for B/C training on cuda (evaluation stays fp32)")
     p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--spec", default=None, metavar="LAYERS:mean|nomean:cls|nocls:HEAD",
+                   help="pin B/C's entity features instead of taking arm A's best, e.g. "
+                        "-2,-1:mean:nocls:mlp (mention mean of the last two layers + sentence "
+                        "mean, MLP head)")
     args = p.parse_args(argv)
     if args.base_dir is None:
         from tasks.models.registry import resolve_encoder
@@ -851,6 +855,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(min(2, torch.get_num_threads()))
     mentions, notes = entity_data(args.train_dir, args.limit)
     ctx = Context(args, load_tokenizer(args.base_dir), mentions, notes)
+    if args.spec:
+        layers, mean, cls, head = args.spec.split(":")
+        ctx.spec = FeatureSpec(tuple(int(k) for k in layers.split(",")), mean == "mean",
+                               cls == "cls", head)
     env = {"python": platform.python_version(), "torch": torch.__version__,
            "transformers": transformers.__version__, "device": args.device,
            "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,
