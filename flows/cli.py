@@ -150,6 +150,12 @@ def run(
     model_batch_size: Annotated[int | None, typer.Option(
         help="Hugging Face models: chunks or sentences per generate/forward call "
              "(default 8 for summarisers, 32 for sentiment).")] = None,
+    entities: Annotated[bool, typer.Option(
+        help="Find the organisations, people and places each title and lead names, and score "
+             "the news for each (the entities column; --no-entities: leave it empty).")] = True,
+    watchlist: Annotated[Path | None, typer.Option(
+        help="File of names always found: one entity a line, aliases separated by '|' "
+             "(Tesco|Tesco plc|TSCO), matched case-insensitively as whole words.")] = None,
     non_english: Annotated[str, typer.Option(
         help="Documents not in English (detected, stored in the language column): 'keep' "
              "them flagged, or 'reject' them as not_english.")] = "keep",
@@ -194,7 +200,8 @@ def run(
             num_beams=num_beams, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
             no_repeat_ngram_size=no_repeat_ngram_size, length_penalty=length_penalty,
             label_map=label_map, dtype=dtype, model_batch_size=model_batch_size,
-            non_english=non_english, torch_threads=threads,
+            non_english=non_english, torch_threads=threads, entities=entities,
+            watchlist=watchlist,
             report=report, backend=backend,
         )
     except ValidationError as exc:

@@ -60,6 +60,13 @@ class ModelsConfig(BaseModel):
         MAX_MODEL_CHARS, ge=1_000,
         description="The models read at most this many characters of one document (the text "
                     "column keeps all; a meta note says when it applies); None: no cap.")
+    entities: bool = Field(
+        True, description="Find the organisations, people and places each title and lead names, "
+                          "and score the news for each (the entities column).")
+    watchlist: Path | None = Field(
+        None, description="A file of names always found by the entities step: one entity a "
+                          "line, aliases separated by '|' (e.g. 'Tesco|Tesco plc|TSCO'), "
+                          "matched case-insensitively as whole words, written under the first.")
     # Hugging Face models (a Hub id or a local folder as summarizer / sentiment_model).
     summarizer_revision: str | None = Field(
         None, min_length=1, description="Hub revision (branch, tag, commit) of the summariser.")
@@ -81,6 +88,18 @@ class ModelsConfig(BaseModel):
     model_batch_size: int | None = Field(
         None, ge=1, le=4096, description="Inputs (chunks, sentences) per forward or generate "
                                          "call of Hugging Face models (default 8 / 32).")
+
+    @field_validator("watchlist")
+    @classmethod
+    def _readable_watchlist(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from tasks.steps.entities import WatchlistError, read_watchlist
+
+            try:
+                read_watchlist(value)
+            except WatchlistError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("label_map", mode="before")
     @classmethod
@@ -283,4 +302,12 @@ class DigestConfig(BaseModel):
         return StepSettings(models=self.models.names(),
                             max_model_chars=self.models.max_model_chars,
                             non_english=self.input.non_english,
-                            near_duplicates=self.output.near_dup_threshold is not None)
+                            near_duplicates=self.output.near_dup_threshold is not None,
+                            entities=self.models.entities,
+                            watchlist=self._watchlist())
+
+    def _watchlist(self) -> tuple[tuple[str, ...], ...]:
+        from tasks.steps.entities import read_watchlist
+
+        path = self.models.watchlist
+        return read_watchlist(path) if path is not None and self.models.entities else ()

@@ -81,10 +81,26 @@ def load_models(settings: StepSettings) -> dict[str, Any]:
         },
         "summarizer": summarizer.provenance(),
         "sentiment_model": sentiment.provenance(),
+        "entity_model": _entity_provenance(settings),
         "cleaner": json.dumps({"ftfy": package_version("ftfy"),
                                "pysbd": package_version("pysbd"),
                                "max_model_chars": settings.max_model_chars}),
     }
+
+
+def _entity_provenance(settings: StepSettings) -> dict[str, str] | None:
+    """The entity model and finder, when the entities step runs."""
+    if not settings.entities:
+        return None
+    from tasks.models.entity_finder import load_finder
+    from tasks.models.entity_sentiment import load_entity_model
+    from tasks.models.sentiment_base import NEWS_POOLING
+
+    model = load_entity_model(settings.models.backend).provenance()
+    params = {**json.loads(model["params"]), **load_finder().params(),
+              "title_weight": NEWS_POOLING["title_weight"],
+              "watchlist": [list(e) for e in settings.watchlist]}
+    return {**model, "params": json.dumps(params, sort_keys=True)}
 
 
 def _step_task(step: Step) -> Any:

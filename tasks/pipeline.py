@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tasks.steps import clean, embed, language, minhash, sentiment, summarize
+from tasks.steps import clean, embed, entities, language, minhash, sentiment, summarize
 from tasks.steps.base import Batch, Step, StepSettings
 
 STEPS: tuple[Step, ...] = (
@@ -19,6 +19,7 @@ STEPS: tuple[Step, ...] = (
     embed.STEP,  # sentences -> embeddings (when a chosen model reads them)
     summarize.STEP,  # sentences -> summary
     sentiment.STEP,  # title, sentences -> sentiment
+    entities.STEP,  # title, sentences -> entities (named, with the news's sentiment for each)
 )
 
 # What ingest fills in before the first step.

@@ -58,6 +58,8 @@ class Document:
     language_score: float | None = None
     # how the summary was made: "extractive", "lead" (fallback) or "whole_text" (short text)
     summary_method: str | None = None
+    # entities (tasks.steps.entities): one dict per entity, as ENTITY_TYPE; None: step off
+    entities: list[dict[str, Any]] | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -88,6 +90,16 @@ MODEL_PROVENANCE = pa.struct(
     ]
 )
 
+ENTITY_TYPE = pa.struct(
+    [
+        pa.field("name", pa.string()),  # as first written (a watchlist entry: its first alias)
+        pa.field("type", pa.string()),  # organization, person, place, group, product, ...
+        pa.field("mentions", pa.int32()),  # in the title and lead
+        pa.field("sentiment", pa.string()),  # negative / neutral / positive
+        pa.field("score", pa.float32()),  # p(positive) - p(negative) towards it, in [-1, 1]
+    ]
+)
+
 PROVENANCE = pa.struct(
     [
         pa.field("run_id", pa.string()),
@@ -96,6 +108,7 @@ PROVENANCE = pa.struct(
         pa.field("encoder", MODEL_PROVENANCE),
         pa.field("summarizer", MODEL_PROVENANCE),
         pa.field("sentiment_model", MODEL_PROVENANCE),
+        pa.field("entity_model", MODEL_PROVENANCE),  # null when the entities step is off
         pa.field("cleaner", pa.string()),  # JSON: cleaning options and library versions
     ]
 )
@@ -125,6 +138,7 @@ DOCUMENT_SCHEMA = pa.schema(
         pa.field("language", pa.string()),  # ISO 639-1, or "und" (too short / unsure)
         pa.field("language_score", pa.float32()),
         pa.field("summary_method", pa.string()),  # extractive / lead / whole_text
+        pa.field("entities", pa.list_(ENTITY_TYPE)),
     ],
     metadata={"textdigest.schema": "documents/1"},
 )
@@ -171,6 +185,7 @@ def documents_to_table(docs: list[Document], provenance: dict[str, Any]) -> pa.T
         "language": [d.language for d in docs],
         "language_score": [d.language_score for d in docs],
         "summary_method": [d.summary_method for d in docs],
+        "entities": [d.entities for d in docs],
     }
     return pa.Table.from_pydict(columns, schema=DOCUMENT_SCHEMA)
 

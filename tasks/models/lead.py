@@ -9,3 +9,8 @@ On long articles it is most of the models' work saved.
 """
 
 LEAD_SENTENCES = 15
+
+# The entities step reads the title and the lead paragraph: the first sentences name who the
+# story is about. Tagging costs about 2.3 ms a sentence (bench/RESULTS.md), so the whole lead
+# would cost a third of the run.
+ENTITY_SENTENCES = 3

@@ -254,6 +254,93 @@ def _lora_class():
     return OnnxLoraSentiment
 
 
+def _entity_graph(model):
+    """(input_ids, attention_mask, spans) -> (k, 3) entity logits: `EntitySentiment._compute`
+    for one text and its k mention rows."""
+    import torch
+
+    from tasks.models.entity_sentiment import entity_features
+
+    class EntityGraph(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = model._encoder
+            self.head = model._head
+
+        def forward(self, input_ids, attention_mask, spans):
+            keep = attention_mask[:, None, None, :].to(torch.float32)
+            additive = (1.0 - keep) * torch.finfo(torch.float32).min
+            out = self.encoder(input_ids=input_ids, attention_mask=additive,
+                               output_hidden_states=True)
+            layers = [out.hidden_states[k][0] for k in model.span_layers]
+            return self.head(entity_features(layers, spans))
+
+    return EntityGraph().eval()
+
+
+def _entity_class():
+    from tasks.models.entity_sentiment import ENTITY_DIR, ENTITY_MODEL, EntitySentiment
+
+    class OnnxEntitySentiment(EntitySentiment):
+        """The entity model with its pass on ORT (int8 MatMuls); same features and head."""
+
+        def __init__(self, quant: Quant = DEFAULT_QUANT, threads: int | None = None):
+            super().__init__(ENTITY_DIR, ENTITY_MODEL, load_weights=False)
+            self.quant = quant
+            key = cache_key(self.revision, "entity-lora")
+            fp32 = cached_file(key, "entity-fp32.onnx", self._export)
+            self.path = fp32 if quant == "fp32" else cached_file(
+                key, "entity-int8.onnx", lambda out: quantize_int8(fp32, out))
+            self._session, self._pool = _session(self.path, threads)
+
+        def _export(self, out: Path) -> None:
+            import torch
+
+            self.load_weights()
+            try:
+                ids, spans = self.encode_item("Tesco gains as Sainsbury slides.",
+                                              ((0, 5), (15, 25)))
+                x = torch.tensor([ids])
+                axes = {"input_ids": {0: "batch", 1: "tokens"},
+                        "attention_mask": {0: "batch", 1: "tokens"},
+                        "spans": {0: "mentions", 1: "tokens"}, "entity_logits": {0: "mentions"}}
+                with warnings.catch_warnings(), torch.inference_mode():
+                    warnings.simplefilter("ignore")
+                    torch.onnx.export(_entity_graph(self), (x, torch.ones_like(x),
+                                                            torch.from_numpy(spans)),
+                                      str(out), input_names=["input_ids", "attention_mask",
+                                                             "spans"],
+                                      output_names=["entity_logits"], dynamic_axes=axes,
+                                      opset_version=17, dynamo=False)
+            finally:
+                self._encoder = self._head = None
+
+        def backend_params(self) -> dict[str, object]:
+            return {"backend": "onnx", "quantization": self.quant,
+                    "onnxruntime": package_version("onnxruntime"), **row_params(self.quant)}
+
+        def _compute(self, items):
+            out: list[np.ndarray | None] = [None] * len(items)
+
+            def one(i: int) -> None:
+                ids, spans = self.encode_item(*items[i])
+                x = np.asarray([ids], dtype=np.int64)
+                out[i] = self._session.run(None, {"input_ids": x,
+                                                  "attention_mask": np.ones_like(x),
+                                                  "spans": spans})[0]
+
+            self._pool.map(one, len(items))
+            return out
+
+    return OnnxEntitySentiment
+
+
+@lru_cache(maxsize=2)
+def load_onnx_entity_model(quant: Quant = DEFAULT_QUANT):
+    """The ORT form of the built-in entity sentiment model, one per process."""
+    return _entity_class()(quant)
+
+
 def load_onnx_encoder(name: str = DEFAULT_ENCODER, quant: Quant = DEFAULT_QUANT) -> OnnxEncoder:
     """One ORT encoder per process, name and quantisation."""
     return _load_encoder(name, quant)

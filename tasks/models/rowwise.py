@@ -65,25 +65,30 @@ class RowCache:
              width: int) -> np.ndarray:
         """`compute(texts)` row for row, computing each distinct text not yet cached once."""
         out = np.zeros((len(texts), width), dtype=np.float32)
-        if not texts:
-            return out
+        for i, row in enumerate(self.items(texts, lambda todo: list(compute(todo)))):
+            out[i] = row
+        return out
+
+    def items(self, keys: Sequence[str], compute: Callable[[list[str]], list[np.ndarray]]
+              ) -> list[np.ndarray]:
+        """`compute(keys)` item for item (any shape), each distinct key not yet cached once."""
+        if not keys:
+            return []
         with self._lock:
-            known = {t: self._rows[t] for t in dict.fromkeys(texts) if t in self._rows}
-            for t in known:
-                self._rows.move_to_end(t)
-        todo = [t for t in dict.fromkeys(texts) if t not in known]
-        fresh = compute(todo) if todo else np.zeros((0, width), dtype=np.float32)
+            known = {k: self._rows[k] for k in dict.fromkeys(keys) if k in self._rows}
+            for k in known:
+                self._rows.move_to_end(k)
+        todo = [k for k in dict.fromkeys(keys) if k not in known]
+        fresh = compute(todo) if todo else []
         found = {**known, **dict(zip(todo, fresh, strict=True))}
-        for i, t in enumerate(texts):
-            out[i] = found[t]
         with self._lock:
-            self.hits += len(texts) - len(todo)
+            self.hits += len(keys) - len(todo)
             self.misses += len(todo)
-            for t, row in zip(todo, fresh, strict=True):
-                self._rows[t] = row
+            for k, row in zip(todo, fresh, strict=True):
+                self._rows[k] = row
             while len(self._rows) > self.max_rows:
                 self._rows.popitem(last=False)
-        return out
+        return [found[k] for k in keys]
 
     def clear(self) -> None:
         with self._lock:

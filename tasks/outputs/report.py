@@ -41,6 +41,9 @@ _DOC_COLUMNS = ("doc_id", "source", "title", "published_date", "dateline", "agen
                 "summary", "sentiment", "sentiment_score")
 # Columns other features may add to the schema; shown as value counts when present.
 OPTIONAL_COLUMNS = ("language", "summary_method", "duplicate_of")
+ENTITY_ROWS = 12  # entities in the "most mentioned" table
+ENTITY_EXTREMES = 5  # most positive / negative entities (named in >= ENTITY_MIN_DOCS docs)
+ENTITY_MIN_DOCS = 2
 _LABEL_COLOURS = {"negative": "#c0392b", "neutral": "#95a5a6", "positive": "#27ae60"}
 _ACCENT = "#2c6e9b"
 
@@ -84,7 +87,7 @@ def _read_documents(files: list[Path]) -> pa.Table:
             missing = [c for c in ("doc_id", "sentiment_score", "summary") if c not in names]
             if missing:
                 raise ReportError(f"{path} is not a documents shard (no {', '.join(missing)})")
-            wanted = [c for c in (*_DOC_COLUMNS, *OPTIONAL_COLUMNS) if c in names]
+            wanted = [c for c in (*_DOC_COLUMNS, *OPTIONAL_COLUMNS, "entities") if c in names]
             has_text = "text" in names
             for batch in shard.iter_batches(batch_size=8192,
                                             columns=[*wanted, "text"] if has_text else wanted):
@@ -207,9 +210,35 @@ def compute_stats(data: OutputData) -> dict[str, Any]:
                              for c in OPTIONAL_COLUMNS if c in docs.column_names},
         "most_negative": negative,
         "most_positive": positive,
+        "entities": _entity_stats(docs),
         "latest_run": latest,
         "unreadable_manifests": data.unreadable,
     }
+
+
+def _entity_stats(docs: pa.Table) -> dict[str, list[dict[str, Any]]] | None:
+    """Entities by the documents naming them (case-folded name): documents, mentions, mean
+    score; the most mentioned, and the most positive and negative of those named in at least
+    ENTITY_MIN_DOCS documents. None when the column is absent (older outputs)."""
+    if "entities" not in docs.column_names:
+        return None
+    agg: dict[str, dict[str, Any]] = {}
+    for row in _column(docs, "entities"):
+        for e in row or ():
+            a = agg.setdefault(e["name"].casefold(), {"name": e["name"], "type": e["type"],
+                                                      "documents": 0, "mentions": 0,
+                                                      "scores": []})
+            a["documents"] += 1
+            a["mentions"] += int(e["mentions"] or 0)
+            a["scores"].append(float(e["score"]))
+    rows = [{k: v for k, v in a.items() if k != "scores"}
+            | {"mean_score": float(np.mean(a["scores"]))} for a in agg.values()]
+    top = sorted(rows, key=lambda r: (-r["documents"], -r["mentions"], r["name"]))[:ENTITY_ROWS]
+    known = [r for r in rows if r["documents"] >= ENTITY_MIN_DOCS]
+    by_score = sorted(known, key=lambda r: (r["mean_score"], r["name"]))
+    return {"top": top,
+            "negative": [r for r in by_score if r["mean_score"] < 0][:ENTITY_EXTREMES],
+            "positive": [r for r in reversed(by_score) if r["mean_score"] > 0][:ENTITY_EXTREMES]}
 
 
 def _optional_summary(docs: pa.Table, name: str) -> list[tuple[str, int]]:
@@ -573,6 +602,9 @@ def render_html(stats: dict[str, Any], plots: list[Plot], title: str) -> str:
         plots=plots,
         most_negative=_doc_rows(stats["most_negative"]),
         most_positive=_doc_rows(stats["most_positive"]),
+        entity_tables={k: [[r["name"], r["type"], r["documents"], r["mentions"], r["mean_score"]]
+                           for r in v] for k, v in (stats["entities"] or {}).items()},
+        entity_min_docs=ENTITY_MIN_DOCS,
     )
 
 

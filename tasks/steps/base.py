@@ -40,6 +40,10 @@ class StepSettings:
     max_model_chars: int | None = MAX_MODEL_CHARS
     non_english: str = "keep"  # or "reject"
     near_duplicates: bool = True  # the minhash step feeds the near-duplicate index
+    entities: bool = True  # the entities step runs (the entities column)
+    # Names always found by the entities step: per entity its aliases, the first its name
+    # (`tasks.steps.entities.read_watchlist`).
+    watchlist: tuple[tuple[str, ...], ...] = ()
 
 
 @runtime_checkable

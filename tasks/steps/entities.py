@@ -1,0 +1,205 @@
+"""The `entities` step: who the title and lead name, and whether the news is good or bad for
+each of them.
+
+Names are found by `tasks.models.entity_finder` (and a watchlist, when given) in the title
+and the first `ENTITY_SENTENCES` sentences. Mentions of one entity are grouped ("Tesco plc",
+"Tesco", "Tesco's"); each mention is scored by the entity model
+(`tasks.models.entity_sentiment`) reading its own sentence, and an entity's mentions are
+pooled with the title weighted as for the document label. The label follows the entity
+model's neutral band, as the document label follows the document model's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tasks.models.entity_finder import MARKET_TYPE, RULE_TYPE, Span
+from tasks.models.lead import ENTITY_SENTENCES
+from tasks.models.sentiment_base import NEWS_POOLING, label_indices
+from tasks.record import SENTIMENT_LABELS, Document
+from tasks.steps.base import BaseStep, Batch, StepSettings, guarded
+
+WATCHLIST_TYPE = "watchlist"  # a watchlist name the finder did not type
+Watchlist = tuple[tuple[str, ...], ...]  # entries; each its aliases, the first the name
+
+
+class WatchlistError(ValueError):
+    """A watchlist file that cannot be read as one entity a line."""
+
+
+def read_watchlist(path: Path) -> Watchlist:
+    """One entity a line, aliases separated by `|` (`Tesco|Tesco plc|TSCO`); blank lines and
+    lines starting with `#` are skipped."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WatchlistError(f"cannot read watchlist {path}: {exc}") from None
+    entries = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        aliases = tuple(a.strip() for a in line.split("|"))
+        if not all(aliases):
+            raise WatchlistError(f"{path}:{number}: an empty alias in {line.strip()!r}")
+        entries.append(aliases)
+    return tuple(entries)
+
+
+def _watch_patterns(watchlist: Watchlist) -> list[tuple[str, re.Pattern[str]]]:
+    """(name, pattern) per entry: any alias, case-insensitive, as a whole word; the longest
+    alias first, so "Tesco plc" wins over "Tesco"."""
+    out = []
+    for aliases in watchlist:
+        alts = "|".join(re.escape(a) for a in sorted(aliases, key=len, reverse=True))
+        out.append((aliases[0], re.compile(rf"(?<!\w)(?:{alts})(?!\w)", re.IGNORECASE)))
+    return out
+
+
+@dataclass(slots=True)
+class _Entity:
+    name: str
+    type: str
+    key: tuple[str, ...]
+    watched: bool = False
+    mentions: list[tuple[int, int, int]] = field(default_factory=list)  # (unit, start, end)
+
+
+def _tokens(text: str) -> tuple[str, ...]:
+    """A name's comparison key: words, case-folded, without a leading "the" or possessive."""
+    words = re.findall(r"\w+(?:[.&'’-]\w+)*", text.casefold())
+    words = [re.sub(r"['’]s$", "", w) for w in words]
+    if len(words) > 1 and words[0] == "the":
+        words = words[1:]
+    return tuple(words)
+
+
+def _contains(long: tuple[str, ...], short: tuple[str, ...]) -> bool:
+    """`short` is the start or end of `long` ("Tesco" in "Tesco plc", "Johnson" in
+    "Boris Johnson")."""
+    return len(short) < len(long) and (long[: len(short)] == short or long[-len(short):] == short)
+
+
+def find_entities(units: list[str], finder, watch: list[tuple[str, re.Pattern[str]]]
+                  ) -> list[_Entity]:
+    """The distinct entities named in `units`, in order of first mention."""
+    found: list[tuple[int, Span, str | None]] = []  # (unit, span, watchlist name)
+    for u, text in enumerate(units):
+        watched = [(m.start(), m.end(), name) for name, pat in watch for m in pat.finditer(text)]
+        spans = [s for s in finder.find(text)
+                 if not any(a < s.end and s.start < b for a, b, _ in watched)]
+        typed = {(s.start, s.end): s.type for s in finder.find(text)}
+        for a, b, name in watched:
+            kind = next((t for (x, y), t in typed.items() if x < b and a < y), WATCHLIST_TYPE)
+            found.append((u, Span(a, b, text[a:b], kind), name))
+        found += [(u, s, None) for s in spans]
+    found.sort(key=lambda f: (f[0], f[1].start))
+    entities: list[_Entity] = []
+    by_key: dict[tuple[str, ...], _Entity] = {}
+    by_watch: dict[str, _Entity] = {}
+    for u, span, watch_name in found:
+        if watch_name is not None:
+            ent = by_watch.get(watch_name)
+            if ent is None:
+                ent = by_watch[watch_name] = _Entity(watch_name, span.type, _tokens(watch_name),
+                                                     watched=True)
+                entities.append(ent)
+            ent.mentions.append((u, span.start, span.end))
+            continue
+        key = _tokens(span.text)
+        if not key:
+            continue
+        ent = by_key.get(key) or next(
+            (e for e in entities if not e.watched
+             and (_contains(e.key, key) or _contains(key, e.key))), None)
+        if ent is None:
+            ent = _Entity(span.text, span.type, key)
+            entities.append(ent)
+        elif _contains(key, ent.key):  # a fuller form of an earlier name
+            del by_key[ent.key]
+            ent.name, ent.key = span.text, key
+        if ent.type in (RULE_TYPE, MARKET_TYPE) and span.type not in (RULE_TYPE, MARKET_TYPE):
+            ent.type = span.type
+        by_key[ent.key] = ent
+        ent.mentions.append((u, span.start, span.end))
+    return entities
+
+
+def _pool(title: list[np.ndarray], body: list[np.ndarray], title_weight: float) -> np.ndarray:
+    t = np.mean(title, axis=0) if title else None
+    b = np.mean(body, axis=0) if body else None
+    if t is None:
+        return b
+    if b is None:
+        return t
+    return title_weight * t + (1 - title_weight) * b
+
+
+def entities_of(docs: list[Document], finder, model, watchlist: Watchlist = ()
+                ) -> list[Document]:
+    """Set `doc.entities` for every document (module docstring): one model call for the
+    batch, each (sentence, mentions) pair run alone."""
+    watch = _watch_patterns(watchlist)
+    title_weight = float(NEWS_POOLING["title_weight"])
+    plans = []
+    items: list[tuple[str, tuple[tuple[int, int], ...]]] = []
+    for doc in docs:
+        titled = bool(doc.title and doc.title.strip())
+        units = ([doc.title] if titled else []) + list(doc.sentences[:ENTITY_SENTENCES])
+        ents = find_entities(units, finder, watch)
+        spans_of = {u: sorted({(a, b) for e in ents for (v, a, b) in e.mentions if v == u})
+                    for u in range(len(units))}
+        first = len(items)
+        index = {}
+        for u, spans in spans_of.items():
+            if spans:
+                index[u] = (len(items) - first, {s: i for i, s in enumerate(spans)})
+                items.append((units[u], tuple(spans)))
+        plans.append((doc, titled, ents, first, index))
+    probs = model.probs(items)
+    for doc, titled, ents, first, index in plans:
+        rows = []
+        for ent in ents:
+            title_p, body_p = [], []
+            for u, a, b in ent.mentions:
+                item, position = index[u]
+                p = probs[first + item][position[(a, b)]]
+                (title_p if titled and u == 0 else body_p).append(p)
+            pooled = _pool(title_p, body_p, title_weight)
+            rows.append({"name": ent.name, "type": ent.type, "mentions": len(ent.mentions),
+                         "sentiment": SENTIMENT_LABELS[int(label_indices(pooled, model.band)[0])],
+                         "score": float(np.clip(pooled[2] - pooled[0], -1.0, 1.0))})
+        doc.entities = rows
+    return docs
+
+
+class Entities(BaseStep):
+    """Entities named in the title and lead, each with the news's sentiment towards it."""
+
+    name = "entities"
+    needs = ("title", "sentences")
+    provides = ("entities",)
+
+    def enabled(self, settings: StepSettings) -> bool:
+        return settings.entities
+
+    def setup(self, settings: StepSettings) -> None:
+        from tasks.models.entity_finder import load_finder
+        from tasks.models.entity_sentiment import load_entity_model
+
+        load_finder()
+        load_entity_model(settings.models.backend)
+
+    def __call__(self, batch: Batch, settings: StepSettings) -> Batch:
+        from tasks.models.entity_finder import load_finder
+        from tasks.models.entity_sentiment import load_entity_model
+
+        finder, model = load_finder(), load_entity_model(settings.models.backend)
+        return guarded(batch, self.name,
+                       lambda docs: entities_of(docs, finder, model, settings.watchlist))
+
+
+STEP = Entities()
