@@ -42,12 +42,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     args = p.parse_args(argv)
 
-    from tasks.models.entity_sentiment import load_entity_model
+    from tasks.models.names import ModelNames
     from tasks.models.sentiment_base import label_indices
     from tasks.training.train_head import three_class_metrics
 
     rows = read_rows(args.input)
-    model = load_entity_model(args.backend)
+    model = ModelNames(backend=args.backend).load_entity_model()
     probs = model.probs([(r["sentence"], ((int(r["from"]), int(r["to"])),)) for r in rows])
     probs = np.concatenate(probs) if probs else np.zeros((0, 3), dtype=np.float32)
     pred = label_indices(probs, model.band) - 1  # 0/1/2 -> -1/0/1

@@ -93,10 +93,9 @@ def _entity_provenance(settings: StepSettings) -> dict[str, str] | None:
     if not settings.entities:
         return None
     from tasks.models.entity_finder import load_finder
-    from tasks.models.entity_sentiment import load_entity_model
     from tasks.models.sentiment_base import NEWS_POOLING
 
-    model = load_entity_model(settings.models.backend).provenance()
+    model = settings.models.load_entity_model().provenance()
     params = {**json.loads(model["params"]), **load_finder().params(),
               "title_weight": NEWS_POOLING["title_weight"],
               "watchlist": [list(e) for e in settings.watchlist]}

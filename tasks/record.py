@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from tasks.models.lead import ENTITY_SENTENCES
+
 SENTIMENT_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 
 
@@ -142,6 +144,38 @@ DOCUMENT_SCHEMA = pa.schema(
     ],
     metadata={"textdigest.schema": "documents/1"},
 )
+
+# What each documents column means: the card's column table and the docs read it from here
+# (tests check that every column has one).
+COLUMN_DOCS = {
+    "doc_id": "the input's own id, else a hash of its whitespace-normalised text",
+    "source": "input file (and record position) on the publisher's machine",
+    "title": "where the input has one",
+    "published_date": "from the wire header, else a `published_date`/`date` input field",
+    "dateline": "e.g. `WASHINGTON`",
+    "agency": "news agency from the wire header, e.g. `TASS`, `Reuters`",
+    "text": "the cleaned body, wire header and trailing boilerplate removed",
+    "summary": "the summary written by the summariser",
+    "sentiment": "`negative`, `neutral` or `positive`",  # the card adds the label rule
+    "sentiment_score": "p(positive) − p(negative), in [-1, 1]",
+    "prob_negative": "", "prob_neutral": "", "prob_positive": "",
+    "n_chars": "characters in `text`", "n_sentences": "sentences in `text`",
+    "summary_sentences": "indices of the `text` sentences an extractive summary picked",
+    "summary_chunks": "chunks a long article was split into for an abstractive summariser",
+    "meta": "JSON object: input fields that are not columns",
+    "provenance": "run id, textdigest version, processing time, and name, revision and "
+                  "parameters of the encoder, summariser, sentiment and entity models",
+    "duplicate_of": "doc_id of an earlier document this one nearly duplicates",
+    "language": "ISO 639-1 code of the text's language, or `und` when unsure",
+    "language_score": "the language detector's probability",
+    "summary_method": "`extractive`, `lead` (fallback) or `whole_text` (a short text)",
+    "entities": f"one entry per entity the title and first {ENTITY_SENTENCES} sentences name: "
+                "`name` as "
+                "first written, `type` (organization, person, place, group, product, "
+                "market, name), `mentions`, and the news's `sentiment` towards it with its "
+                "`score` p(positive) − p(negative) (the entity model's neutral band); empty "
+                "when none is found, null when the entities step was off",
+}
 
 REJECT_SCHEMA = pa.schema(
     [

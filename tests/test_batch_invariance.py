@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from flows.config import DigestConfig
 from tasks.io import ingest
+from tasks.models.entity_finder import load_finder
 from tasks.models.onnx_backend import load_onnx_sentiment
 from tasks.models.sentiment import LORA_NAME, load_sentiment
 from tasks.pipeline import process_batch
@@ -26,7 +27,8 @@ from tasks.steps.base import Batch, StepSettings
 from .corpus import varied_documents, write_jsonl
 
 PROVENANCE = {"run_id": "r", "textdigest_version": "0", "processed_at": None, "encoder": None,
-              "summarizer": None, "sentiment_model": None, "cleaner": None}
+              "summarizer": None, "sentiment_model": None, "entity_model": None,
+              "cleaner": None}
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +43,10 @@ def documents(tmp_path_factory):
 def _fresh(step_settings: StepSettings) -> None:
     """Forget every row the run's models computed, so nothing comes from a cache."""
     models = step_settings.models
-    for model in {id(m): m for m in (models.load_encoder(), models.load_sentiment())}.values():
+    for model in {id(m): m for m in (models.load_encoder(), models.load_sentiment(),
+                                     models.load_entity_model())}.values():
         model.cache.clear()
+    load_finder().clear()
 
 
 def _rows(docs) -> list[dict]:

@@ -84,6 +84,10 @@ class EntityFinder:
         return {"finder": self.version, "ner_types": NER_TYPES,
                 "rules": "proper-noun runs; market words"}
 
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
     def find(self, text: str) -> tuple[Span, ...]:
         """Names in `text`, in order, none overlapping."""
         with self._lock:

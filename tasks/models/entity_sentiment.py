@@ -17,7 +17,6 @@ import json
 import threading
 import warnings
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,10 @@ ENTITY_MODEL = "minilm-entity"
 ENTITY_DIR = ASSETS / "entity-lora"
 FILES = ("config.json", "adapter_config.json", "adapter_model.safetensors",
          "entity_head.safetensors")
+
+BUILTIN_DIRS = {ENTITY_MODEL: ENTITY_DIR}
+# The files behind the "<part>-sha256:<digest>" parts of its revision.
+REVISION_FILES = {"adapter": "adapter_model.safetensors", "head": "entity_head.safetensors"}
 
 Mentions = tuple[tuple[int, int], ...]  # character ranges of one entity's mentions in a text
 
@@ -192,13 +195,3 @@ def entity_features(layers: list[Any], weights: Any) -> Any:
     import torch
 
     return torch.cat(parts, dim=-1)
-
-
-@lru_cache(maxsize=2)
-def load_entity_model(backend: str = "onnx"):
-    """One entity model per process and backend."""
-    if backend == "onnx":
-        from tasks.models.onnx_backend import load_onnx_entity_model
-
-        return load_onnx_entity_model()
-    return EntitySentiment()

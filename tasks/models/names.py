@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from tasks.models.encoder import Encoder
+from tasks.models.entity_sentiment import EntitySentiment
 from tasks.models.lead import LEAD_SENTENCES
 from tasks.models.registry import DEFAULT_ENCODER
 from tasks.models.sentence_encoders import load_sentence_encoder
@@ -86,6 +88,10 @@ class ModelNames:
             options["encoder"] = self.encoder
         return load_summarizer(self.summarizer, **options)
 
+    def load_entity_model(self) -> EntitySentiment:
+        """This process's per-entity sentiment model on the chosen backend (loaded once)."""
+        return _load_entity_model(self.backend)
+
     def load_sentiment(self) -> SentimentModel:
         """This process's sentiment model (loaded once per process and options)."""
         if self.backend == "onnx" and not self.sentiment_options:
@@ -93,3 +99,12 @@ class ModelNames:
 
             return load_onnx_sentiment(self.sentiment)
         return load_sentiment(self.sentiment, **dict(self.sentiment_options))
+
+
+@lru_cache(maxsize=2)
+def _load_entity_model(backend: str) -> EntitySentiment:
+    if backend == "onnx":
+        from tasks.models.onnx_backend import load_onnx_entity_model
+
+        return load_onnx_entity_model()
+    return EntitySentiment()

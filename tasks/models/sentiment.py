@@ -344,17 +344,19 @@ BUILTIN_DIRS = {HEAD_NAME: HEAD_DIR, LORA_NAME: LORA_DIR}
 REVISION_FILES = {"adapter": "adapter_model.safetensors", "head": "head.safetensors"}
 
 
-def builtin_metadata(name: str, revision: str | None) -> dict[str, Any] | None:
+def builtin_metadata(name: str, revision: str | None, dirs: dict[str, Path] = BUILTIN_DIRS,
+                     revision_files: dict[str, str] = REVISION_FILES) -> dict[str, Any] | None:
     """The metadata (config.json: training data with licences, label rule, metrics) of the
     built-in sentiment model `name`, read without loading it; None for any other model, or
     when `revision` (as a row's provenance records it) is not the installed weights, since
-    the installed metadata would then describe another model than the one that ran."""
-    folder = BUILTIN_DIRS.get(name)
+    the installed metadata would then describe another model than the one that ran.
+    `dirs` and `revision_files`: another family of built-ins (the entity model's)."""
+    folder = dirs.get(name)
     if folder is None:
         return None
     pinned = dict(p.split("-sha256:", 1) for p in (revision or "").split(";")
                   if "-sha256:" in p)
-    files = {part: folder / REVISION_FILES.get(part, "") for part in pinned}
+    files = {part: folder / revision_files.get(part, "") for part in pinned}
     if not pinned or not all(f.is_file() and file_digest(f, len(pinned[part])) == pinned[part]
                              for part, f in files.items()):
         return None

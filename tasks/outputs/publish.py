@@ -43,8 +43,9 @@ from jinja2 import Environment
 from tasks.io.atomic import atomic_path, atomic_write_bytes, atomic_write_json
 from tasks.io.write import DOCUMENTS_DIR, REJECTS_DIR
 from tasks.models.registry import HUB_ID
-from tasks.models.sentiment import BUILTIN_DIRS, builtin_metadata
+from tasks.models.sentiment import BUILTIN_DIRS, REVISION_FILES, builtin_metadata
 from tasks.outputs import templating
+from tasks.record import COLUMN_DOCS
 
 SUBSETS = (DOCUMENTS_DIR, REJECTS_DIR)  # Hub configs, named like the output's folders
 SHARD_RE = re.compile(r"^part-(?P<run_id>.+)-(?P<n>\d{5})\.parquet$")
@@ -56,28 +57,6 @@ HUB_TIMEOUT_S = 5.0
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
                    (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"),
                    (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"))
-
-# Column notes for the card; columns not listed here are still described by their type.
-COLUMN_NOTES = {
-    "doc_id": "the input's own id, else a hash of its whitespace-normalised text",
-    "source": "input file (and record position) on the publisher's machine",
-    "title": "where the input has one",
-    "published_date": "from the wire header, else a `published_date`/`date` input field",
-    "dateline": "e.g. `WASHINGTON`",
-    "agency": "news agency from the wire header, e.g. `TASS`, `Reuters`",
-    "text": "the cleaned body, wire header and trailing boilerplate removed",
-    "summary": "the summary written by the summariser",
-    "sentiment": "`negative`, `neutral` or `positive`",  # the template adds the label rule
-    "sentiment_score": "p(positive) − p(negative), in [-1, 1]",
-    "prob_negative": "", "prob_neutral": "", "prob_positive": "",
-    "n_chars": "characters in `text`", "n_sentences": "sentences in `text`",
-    "summary_sentences": "indices of the `text` sentences an extractive summary picked",
-    "summary_chunks": "chunks a long article was split into for an abstractive summariser",
-    "meta": "JSON object: input fields that are not columns",
-    "provenance": "run id, textdigest version, processing time, and name, revision and "
-                  "parameters of the encoder, summariser and sentiment model",
-    "duplicate_of": "doc_id of an earlier document this one nearly duplicates",
-}
 
 DEFAULT_LICENSE = "other"  # why: the Licence section of tasks/outputs/templates/dataset_card.md.j2
 
@@ -218,7 +197,8 @@ def subset_schema(shards: list[Shard], subset: str) -> pa.Schema | None:
     if not schemas:
         return None
     try:
-        return pa.unify_schemas(schemas).remove_metadata()
+        # permissive: a struct that gained a field (provenance.entity_model) still unifies
+        return pa.unify_schemas(schemas, promote_options="permissive").remove_metadata()
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise PublishError(f"the {subset} shards disagree on column types: {exc}") from None
 
@@ -265,7 +245,9 @@ def dataset_stats(shards: list[Shard], top: int = 10) -> dict[str, Any]:
     runs = []
     for row in prov.group_by(keys).aggregate([("p.run_id", "count")]).to_pylist():
         models = {m: {k: row.get(f"p.{m}.{k}") for k in ("name", "revision", "params")}
-                  for m in ("encoder", "summarizer", "sentiment_model")}
+                  for m in ("encoder", "summarizer", "sentiment_model", "entity_model")}
+        if models["entity_model"]["name"] is None:  # entities off, or shards older than it
+            del models["entity_model"]
         runs.append({"run_id": row["p.run_id"], "rows": row["p.run_id_count"],
                      "textdigest_version": row["p.textdigest_version"], "models": models})
     runs.sort(key=lambda r: r["run_id"])
@@ -400,7 +382,7 @@ def _layout_context(shards: list[Shard], schemas: dict[str, pa.Schema]) -> dict[
     return {
         "configurations": configurations,
         "has_rejects": REJECTS_DIR in schemas,
-        "document_columns": [(f.name, _type_name(f.type), COLUMN_NOTES.get(f.name, ""))
+        "document_columns": [(f.name, _type_name(f.type), COLUMN_DOCS.get(f.name, ""))
                              for f in schemas[DOCUMENTS_DIR]],
         "reject_columns": [f.name for f in schemas[REJECTS_DIR]] if REJECTS_DIR in schemas
         else [],
@@ -428,35 +410,44 @@ def _provenance_context(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _sentiment_models(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each sentiment model the rows name, with what is known of it, so the card states facts
-    from their one home: the model's metadata, or the rows' provenance.
+    """Each sentiment model the rows name (the document model, and the entity model of the
+    `entities` column), with what is known of it, so the card states facts from their one
+    home: the model's metadata, or the rows' provenance.
 
     kind "builtin" (a built-in whose recorded revision is the installed one): training sets
     with their licences, label rule and neutral band from its config.json. "other-release"
     (a built-in name, other weights), "hub", "local": name and revision; its own model card
     describes its data. A band recorded in the run's params wins: it labelled the rows.
     """
+    from tasks.models import entity_sentiment
+
+    families = {"sentiment_model": (BUILTIN_DIRS, REVISION_FILES, "sentiment"),
+                "entity_model": (entity_sentiment.BUILTIN_DIRS, entity_sentiment.REVISION_FILES,
+                                 "entities")}
     found: dict[tuple[str, str, float | None], dict[str, Any]] = {}
     metadata: dict[tuple[str, str], dict[str, Any] | None] = {}  # digests once per model
     for r in runs:
-        m = r["models"]["sentiment_model"]
-        name, revision = m["name"], m["revision"] or ""
-        if (name, revision) not in metadata:
-            metadata[name, revision] = builtin_metadata(name, revision)
-        meta = metadata[name, revision]
-        params = _params(m["params"])
-        kind = ("builtin" if meta is not None else "other-release" if name in BUILTIN_DIRS
-                else "hub" if HUB_ID.fullmatch(name) else "local")
-        # band None: `set_sentiment` takes the arg-max (the head and Hugging Face models)
-        band = params.get("neutral_band", (meta or {}).get("neutral_band"))
-        data = [{"key": key, "licence": entry["licence"]}
-                for key, entry in (meta or {}).get("data", {}).items()
-                if isinstance(entry, dict) and "licence" in entry]
-        found.setdefault((name, revision, band), {
-            "name": name, "revision": revision, "kind": kind, "band": band, "data": data,
-            "rule": (meta or {}).get("label_rule"),
-            # an older built-in that did not record its band: its rule is not known here
-            "rule_known": kind != "other-release" or "neutral_band" in params})
+        for role, (dirs, files, column) in families.items():
+            m = r["models"].get(role)
+            if not m:
+                continue  # the entities step was off, or a run older than the column
+            name, revision = m["name"], m["revision"] or ""
+            if (name, revision) not in metadata:
+                metadata[name, revision] = builtin_metadata(name, revision, dirs, files)
+            meta = metadata[name, revision]
+            params = _params(m["params"])
+            kind = ("builtin" if meta is not None else "other-release" if name in dirs
+                    else "hub" if HUB_ID.fullmatch(name) else "local")
+            # band None: `set_sentiment` takes the arg-max (the head and Hugging Face models)
+            band = params.get("neutral_band", (meta or {}).get("neutral_band"))
+            data = [{"key": key, "licence": entry["licence"]}
+                    for key, entry in (meta or {}).get("data", {}).items()
+                    if isinstance(entry, dict) and "licence" in entry]
+            found.setdefault((name, revision, band), {
+                "name": name, "revision": revision, "kind": kind, "band": band, "data": data,
+                "column": column, "rule": (meta or {}).get("label_rule"),
+                # an older built-in that did not record its band: its rule is not known here
+                "rule_known": kind != "other-release" or "neutral_band" in params})
     return list(found.values())
 
 

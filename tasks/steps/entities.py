@@ -188,16 +188,14 @@ class Entities(BaseStep):
 
     def setup(self, settings: StepSettings) -> None:
         from tasks.models.entity_finder import load_finder
-        from tasks.models.entity_sentiment import load_entity_model
 
         load_finder()
-        load_entity_model(settings.models.backend)
+        settings.models.load_entity_model()
 
     def __call__(self, batch: Batch, settings: StepSettings) -> Batch:
         from tasks.models.entity_finder import load_finder
-        from tasks.models.entity_sentiment import load_entity_model
 
-        finder, model = load_finder(), load_entity_model(settings.models.backend)
+        finder, model = load_finder(), settings.models.load_entity_model()
         return guarded(batch, self.name,
                        lambda docs: entities_of(docs, finder, model, settings.watchlist))
 

@@ -1,0 +1,228 @@
+"""The entities step: names found offline, grouped, scored towards each entity, written as a
+list column that Parquet readers, DuckDB and `datasets` read, old shards included."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from tasks.models.entity_finder import EntityFinder
+from tasks.models.names import ModelNames
+from tasks.record import DOCUMENT_SCHEMA, ENTITY_TYPE, Document, documents_to_table
+from tasks.steps.entities import (
+    WatchlistError,
+    entities_of,
+    find_entities,
+    read_watchlist,
+)
+
+# Headlines written for these tests: two companies, opposite news for each.
+OPPOSITE = [
+    ("Tesco profits soar as Sainsbury's sales collapse", "Tesco", "Sainsbury"),
+    ("Airbus wins record order while Boeing suffers fresh delays", "Airbus", "Boeing"),
+    ("Infosys shares surge after strong results; Wipro slumps on weak guidance",
+     "Infosys", "Wipro"),
+    ("Ford recalls a million cars, lifting shares of rival Toyota", "Toyota", "Ford"),
+]
+
+
+@pytest.fixture(scope="module")
+def offline():
+    """The finder and the entity model (ONNX, as runs use it) loaded and used with every
+    socket connection refused."""
+    real_connect = socket.socket.connect
+
+    def refuse(self, address):
+        raise OSError(f"network blocked in this test: {address}")
+
+    socket.socket.connect = refuse
+    try:
+        finder = EntityFinder()  # not the process cache: a fresh load
+        model = ModelNames().load_entity_model()
+        docs = [Document(doc_id=str(i), source="t", raw_text=t, title=t)
+                for i, (t, _, _) in enumerate(OPPOSITE)]
+        entities_of(docs, finder, model)
+    finally:
+        socket.socket.connect = real_connect
+    return finder, model, docs
+
+
+def _by_name(doc: Document) -> dict[str, dict]:
+    return {e["name"]: e for e in doc.entities}
+
+
+def test_names_are_found_and_scored_with_sockets_blocked(offline):
+    _, model, docs = offline
+    for doc, (_, good, bad) in zip(docs, OPPOSITE, strict=True):
+        names = _by_name(doc)
+        assert good in names and bad in names, (doc.title, list(names))
+        for e in doc.entities:
+            assert e["sentiment"] in ("negative", "neutral", "positive")
+            assert -1.0 <= e["score"] <= 1.0
+            # the label follows the score and the model's band, as the document label does
+            if e["sentiment"] == "positive":
+                assert e["score"] >= model.band
+            elif e["sentiment"] == "negative":
+                assert e["score"] <= -model.band
+            else:
+                assert abs(e["score"]) < model.band
+
+
+def test_two_companies_with_opposite_news_get_opposite_signs(offline):
+    _, _, docs = offline
+    for doc, (title, good, bad) in zip(docs, OPPOSITE, strict=True):
+        names = _by_name(doc)
+        assert names[good]["score"] > 0 > names[bad]["score"], (title, names)
+
+
+def test_the_same_name_in_title_and_lead_is_one_entity(offline):
+    finder, model, _ = offline
+    doc = Document(doc_id="d", source="t", raw_text="x",
+                   title="Tesco gains share as Sainsbury's sales slide",
+                   sentences=["Tesco plc said like-for-like sales rose 5% in the quarter.",
+                              "Sainsbury's lost ground to discounters.",
+                              "Analysts at Barclays expect the trend to continue."])
+    entities_of([doc], finder, model)
+    names = _by_name(doc)
+    assert names["Tesco plc"]["mentions"] == 2  # "Tesco" in the title, "Tesco plc" in the lead
+    assert names["Sainsbury"]["mentions"] == 2
+    assert names["Barclays"]["mentions"] == 1
+    assert not {"Tesco", "Sainsbury's"} & set(names)
+
+
+def test_a_watchlist_name_is_found_in_lower_case_and_across_aliases(offline, tmp_path):
+    finder, model, _ = offline
+    path = tmp_path / "watch.txt"
+    path.write_text("# companies we follow\nTesco|Tesco plc|TSCO\n\nJ Sainsbury|Sainsbury's\n")
+    watchlist = read_watchlist(path)
+    assert watchlist == (("Tesco", "Tesco plc", "TSCO"), ("J Sainsbury", "Sainsbury's"))
+    doc = Document(doc_id="w", source="t", raw_text="x",
+                   title="shares in tesco rose on monday",
+                   sentences=["TSCO closed 3% higher, while sainsbury's fell.",
+                              "Tescos, a different name, is not an alias."])
+    entities_of([doc], finder, model, watchlist)
+    names = _by_name(doc)
+    assert names["Tesco"]["mentions"] == 2  # "tesco" and "TSCO", under the first spelling
+    assert names["J Sainsbury"]["mentions"] == 1
+    assert not any(n.casefold() in ("tesco plc", "tsco", "sainsbury's") for n in names)
+
+
+def test_watchlist_matches_whole_words_only(offline):
+    finder, _, _ = offline
+    from tasks.steps.entities import _watch_patterns
+
+    ents = find_entities(["Retesco and Tescos are not Tesco."], finder,
+                         _watch_patterns((("Tesco",),)))
+    watched = [e for e in ents if e.watched]
+    assert len(watched) == 1 and watched[0].mentions == [(0, 27, 32)]
+
+
+def test_a_bad_watchlist_is_a_clear_error(tmp_path):
+    from flows.config import DigestConfig
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("Tesco||TSCO\n")
+    with pytest.raises(WatchlistError, match="empty alias"):
+        read_watchlist(bad)
+    with pytest.raises(ValueError, match="empty alias"):
+        DigestConfig(watchlist=bad)
+    with pytest.raises(ValueError, match="cannot read watchlist"):
+        DigestConfig(watchlist=tmp_path / "missing.txt")
+
+
+def test_no_names_gives_an_empty_list_and_no_title_works(offline):
+    finder, model, _ = offline
+    doc = Document(doc_id="e", source="t", raw_text="x", title=None,
+                   sentences=["it rained all day and nobody went out."])
+    entities_of([doc], finder, model)
+    assert doc.entities == []
+
+
+def test_scores_do_not_depend_on_the_other_mentions_in_the_batch(offline):
+    """Each (sentence, mentions) pair runs alone: the same document alone or in a batch of
+    others gives the same entities, bit for bit."""
+    finder, model, docs = offline
+    alone = Document(doc_id="0", source="t", raw_text="x", title=OPPOSITE[0][0])
+    model.cache.clear()
+    entities_of([alone], finder, model)
+    assert alone.entities == docs[0].entities
+
+
+def _table(entities: list) -> pa.Table:
+    docs = [Document(doc_id=str(i), source="t", raw_text="x", text="x", entities=e)
+            for i, e in enumerate(entities)]
+    prov = {"run_id": "r", "textdigest_version": "0", "processed_at": None, "encoder": None,
+            "summarizer": None, "sentiment_model": None, "entity_model": None, "cleaner": None}
+    return documents_to_table(docs, prov)
+
+
+ROWS = [[{"name": "Tesco", "type": "organization", "mentions": 2, "sentiment": "positive",
+          "score": 0.5}, {"name": "Sainsbury", "type": "organization", "mentions": 1,
+                          "sentiment": "negative", "score": -0.25}], [], None]
+
+
+def test_schema_round_trip_through_datasets(tmp_path):
+    import datasets
+
+    path = tmp_path / "docs.parquet"
+    pq.write_table(_table(ROWS), path)
+    loaded = datasets.Dataset.from_parquet(str(path))
+    feature = loaded.features["entities"]
+    assert isinstance(feature, datasets.List | list)
+    assert pa.list_(ENTITY_TYPE) == DOCUMENT_SCHEMA.field("entities").type
+    assert loaded.data.schema.field("entities").type == pa.list_(ENTITY_TYPE)
+    assert loaded["entities"] == ROWS
+
+
+def test_old_shards_without_the_column_still_read(tmp_path):
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    new = _table(ROWS[:1])
+    old = new.drop_columns(["entities"])
+    old = old.set_column(old.schema.get_field_index("provenance"), "provenance",
+                         pa.array([{k: v for k, v in p.items() if k != "entity_model"}
+                                   for p in new.column("provenance").to_pylist()]))
+    pq.write_table(old, folder / "a-old.parquet")
+    pq.write_table(new, folder / "b-new.parquet")
+    rows = duckdb.sql(f"SELECT doc_id, len(entities) AS n FROM read_parquet('{folder}/*.parquet', "
+                      "union_by_name = true) ORDER BY doc_id").fetchall()
+    assert sorted(r[1] for r in rows if r[1] is not None) == [2] and len(rows) == 2
+    schema = pa.unify_schemas([pq.read_schema(p) for p in sorted(folder.iterdir())],
+                              promote_options="permissive")
+    table = ds.dataset(folder, schema=schema).to_table()
+    assert table.num_rows == 2 and table.column("entities").null_count == 1
+
+
+def test_entity_eval_scores_the_newsmtsc_format(tmp_path):
+    """`bench.entity_eval` reads NewsMTSC lines, prints accuracy and macro-F1, writes one
+    prediction per row whose label agrees with the pipeline's for the same mention."""
+    rows = [{"id": "a", "sentence": OPPOSITE[0][0], "from": 0, "to": 5, "mention": "Tesco",
+             "polarity": 1},
+            {"id": "b", "sentence": OPPOSITE[0][0], "from": 21, "to": 30,
+             "mention": "Sainsbury", "polarity": -1},
+            {"id": "c", "sentence": "The minister spoke to reporters in Paris.", "from": 35,
+             "to": 40, "mention": "Paris", "polarity": 0}]
+    inp, preds = tmp_path / "in.jsonl", tmp_path / "preds.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = subprocess.run([sys.executable, "-m", "bench.entity_eval", "--input", str(inp),
+                          "--predictions", str(preds)], capture_output=True, text=True,
+                         timeout=600, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["rows"] == 3 and 0 <= summary["macro_f1"] <= 1
+    lines = [json.loads(x) for x in preds.read_text().splitlines()]
+    assert [x["id"] for x in lines] == ["a", "b", "c"]
+    assert all(x["pred"] in (-1, 0, 1) for x in lines)
+    correct = sum(x["pred"] == r["polarity"] for x, r in zip(lines, rows, strict=True))
+    assert summary["accuracy"] == pytest.approx(correct / 3, abs=1e-4)
+    assert lines[0]["score"] > 0 > lines[1]["score"]
+    assert np.sign(lines[0]["score"]) != np.sign(lines[1]["score"])
