@@ -10,6 +10,8 @@ own id). Arms, each in its own child process (so each peak RSS is its own), one 
   language, MinHash, embeddings, extractive summary, sentiment, Parquet) from a JSONL file to
   a dataset folder, with the torch or onnx backend. Prefect's share is measured by running the
   same steps as plain functions (`tasks.pipeline.process_batch`, same batches) in the same child.
+- flow-onnx-no-entities: flow-onnx with the entities step off (`--no-entities`): the table
+  then states the entities step's cost.
 
 From the second copy on, every sentence carries a marker ("(k)" before its final stop), so
 no sentence repeats across documents: the flow runs a sentence repeated within a batch once,
@@ -40,7 +42,7 @@ from typing import Any
 EVAL_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
 CNNDM_DEV = EVAL_DIR / "cnndm" / "dev.jsonl"
 SST2_DEV = EVAL_DIR / "sst2" / "dev.tsv"
-ARMS = ("naive", "flow-torch", "flow-onnx")
+ARMS = ("naive", "flow-torch", "flow-onnx", "flow-onnx-no-entities")
 
 
 def articles() -> list[dict[str, str]]:
@@ -155,7 +157,7 @@ def naive_probs(model, sentences: list[str]):
 
 
 def run_flow(input_path: Path, backend: str, batch_size: int, sst2_limit: int | None,
-             threads: int | None, plain: bool) -> dict[str, Any]:
+             threads: int | None, plain: bool, entities: bool = True) -> dict[str, Any]:
     """The `digest` flow over the JSONL file, then (optionally) the same steps without Prefect."""
     import pyarrow.dataset as pads
 
@@ -164,7 +166,8 @@ def run_flow(input_path: Path, backend: str, batch_size: int, sst2_limit: int | 
 
     work = Path(tempfile.mkdtemp(prefix="textdigest-speed-"))
     config = DigestConfig(input=input_path, output=work / "out", batch_size=batch_size,
-                          show_progress=False, backend=backend, torch_threads=threads)
+                          show_progress=False, backend=backend, torch_threads=threads,
+                          entities=entities)
     models = config.model_names()
     if threads:
         import torch
@@ -174,10 +177,15 @@ def run_flow(input_path: Path, backend: str, batch_size: int, sst2_limit: int | 
     models.load_encoder()  # load (and export, first time) before the clock starts
     sentiment = models.load_sentiment()
     models.load_summarizer()
+    if entities:
+        from tasks.models.entity_finder import load_finder
+
+        load_finder()
+        models.load_entity_model()
     load_s = time.perf_counter() - t0
     if plain:  # both timed passes start warm (ORT arenas, compiled regexes), not just the 2nd
         plain_steps(input_path, config, limit=config.runtime.batch_size)
-    forget_rows(models)
+    forget_rows(models, entities)
 
     t0 = time.perf_counter()
     manifest = digest(config)
@@ -195,19 +203,24 @@ def run_flow(input_path: Path, backend: str, batch_size: int, sst2_limit: int | 
                "quantization", "fp32")}
     out["peak_rss_mib"] = peak_rss_mib()  # before the plain-steps rerun and the SST-2 pass
     if plain:
-        forget_rows(models)
+        forget_rows(models, entities)
         out["plain_steps_s"] = plain_steps(input_path, config)
     out["sst2"] = sst2_accuracy(sentiment.sentence_probs, sst2_limit)
     return out
 
 
-def forget_rows(models) -> None:
+def forget_rows(models, entities: bool = True) -> None:
     """Empty the models' sentence caches, so a timed pass computes every row (a warm-up or an
     earlier pass over the same documents would otherwise be measured as cache hits)."""
-    for model in (models.load_encoder(), models.load_sentiment()):
+    from tasks.models.entity_finder import load_finder
+
+    loaded = [models.load_encoder(), models.load_sentiment()]
+    for model in loaded + ([models.load_entity_model()] if entities else []):
         cache = getattr(model, "cache", None)
         if cache is not None:
             cache.clear()
+    if entities:
+        load_finder().clear()
 
 
 def plain_steps(input_path: Path, config, limit: int | None = None) -> float:
@@ -232,7 +245,8 @@ def child(args: argparse.Namespace) -> None:
         result = run_naive(args.input, args.sst2_limit)
     else:
         result = run_flow(args.input, args.arm.split("-")[1], args.batch_size, args.sst2_limit,
-                          args.threads, plain=not args.no_plain)
+                          args.threads, plain=not args.no_plain,
+                          entities=not args.arm.endswith("-no-entities"))
     result.update(arm=args.arm, load_before=before, load_after=load_avg())
     args.result.write_text(json.dumps(result), encoding="utf-8")
 
@@ -284,16 +298,22 @@ def machine() -> str:
 
 def table(results: list[dict[str, Any]], lead3: float) -> str:
     naive = next((r for r in results if r["arm"] == "naive"), None)
-    head = (f"{'arm':<11}{'backend':<26}{'docs':>6}{'docs/s':>9}{'sent/s':>9}{'x naive':>9}"
+    head = (f"{'arm':<22}{'backend':<26}{'docs':>6}{'docs/s':>9}{'sent/s':>9}{'x naive':>9}"
             f"{'peak RSS':>10}{'ROUGE-2':>9}{'SST-2':>8}{'load':>7}{'loadavg':>16}")
     lines = [head, "-" * len(head)]
     for r in results:
         dps, sps = r["docs"] / r["wall_s"], r["sentences"] / r["wall_s"]
         ratio = f"{dps / (naive['docs'] / naive['wall_s']):.1f}x" if naive else "-"
-        lines.append(f"{r['arm']:<11}{r['backend']:<26}{r['docs']:>6}{dps:>9.1f}{sps:>9.0f}"
+        lines.append(f"{r['arm']:<22}{r['backend']:<26}{r['docs']:>6}{dps:>9.1f}{sps:>9.0f}"
                      f"{ratio:>9}{r['peak_rss_mib']:>7.0f}MiB{r['rouge2']:>9.2f}"
                      f"{100 * r['sst2']:>7.1f}%{r['load_s']:>6.1f}s"
                      f"{r['load_before'].split()[0] + '→' + r['load_after'].split()[0]:>16}")
+    by_arm = {r["arm"]: r for r in results}
+    if {"flow-onnx", "flow-onnx-no-entities"} <= set(by_arm):
+        on, off = (by_arm[a]["docs"] / by_arm[a]["wall_s"]
+                   for a in ("flow-onnx", "flow-onnx-no-entities"))
+        lines.append(f"entities step: {on:.1f} docs/s with it, {off:.1f} without "
+                     f"({100 * (off / on - 1):+.0f}% time per document)")
     lines.append(f"ROUGE-2 on the first {min(results[0]['docs'], 100)} articles; LEAD-3 on the "
                  f"same (pipeline cleaning): {lead3:.2f}")
     for r in results:

@@ -170,9 +170,15 @@ COLUMN_DOCS = {
     "language_score": "the language detector's probability",
     "summary_method": "`extractive`, `lead` (fallback) or `whole_text` (a short text)",
     "entities": f"one entry per entity the title and first {ENTITY_SENTENCES} sentences name: "
+                "`name` as first written, `type` (organization, person, place, group, "
+                "product, market, name; watchlist: a listed name the finder did not type), "
+                "`mentions`, and the news's `sentiment` towards it with its `score` "
+                "p(positive) − p(negative) (the entity model's neutral band); empty when none "
+                "is found, null when the entities step was off",
+} sentences name: "
                 "`name` as "
                 "first written, `type` (organization, person, place, group, product, "
-                "market, name), `mentions`, and the news's `sentiment` towards it with its "
+                "market, name; watchlist for a listed name the finder did not type), `mentions`, and the news's `sentiment` towards it with its "
                 "`score` p(positive) − p(negative) (the entity model's neutral band); empty "
                 "when none is found, null when the entities step was off",
 }
