@@ -158,7 +158,9 @@ COLUMN_DOCS = {
     "summary": "the summary written by the summariser",
     "sentiment": "`negative`, `neutral` or `positive`",  # the card adds the label rule
     "sentiment_score": "p(positive) − p(negative), in [-1, 1]",
-    "prob_negative": "", "prob_neutral": "", "prob_positive": "",
+    "prob_negative": "the document's pooled probability of the label",
+    "prob_neutral": "the document's pooled probability of the label",
+    "prob_positive": "the document's pooled probability of the label",
     "n_chars": "characters in `text`", "n_sentences": "sentences in `text`",
     "summary_sentences": "indices of the `text` sentences an extractive summary picked",
     "summary_chunks": "chunks a long article was split into for an abstractive summariser",
@@ -175,12 +177,6 @@ COLUMN_DOCS = {
                 "`mentions`, and the news's `sentiment` towards it with its `score` "
                 "p(positive) − p(negative) (the entity model's neutral band); empty when none "
                 "is found, null when the entities step was off",
-} sentences name: "
-                "`name` as "
-                "first written, `type` (organization, person, place, group, product, "
-                "market, name; watchlist for a listed name the finder did not type), `mentions`, and the news's `sentiment` towards it with its "
-                "`score` p(positive) − p(negative) (the entity model's neutral band); empty "
-                "when none is found, null when the entities step was off",
 }
 
 REJECT_SCHEMA = pa.schema(

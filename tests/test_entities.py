@@ -226,3 +226,10 @@ def test_entity_eval_scores_the_newsmtsc_format(tmp_path):
     assert summary["accuracy"] == pytest.approx(correct / 3, abs=1e-4)
     assert lines[0]["score"] > 0 > lines[1]["score"]
     assert np.sign(lines[0]["score"]) != np.sign(lines[1]["score"])
+
+
+def test_every_column_is_described_once_beside_the_schema():
+    from tasks.record import COLUMN_DOCS
+
+    assert list(COLUMN_DOCS) == DOCUMENT_SCHEMA.names
+    assert all(COLUMN_DOCS[name].strip() for name in DOCUMENT_SCHEMA.names)
