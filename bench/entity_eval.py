@@ -3,6 +3,7 @@ and macro-F1.
 
     python -m bench.entity_eval --input ../shared/train/newsmtsc_dev_rw.jsonl \\
         [--predictions preds.jsonl] [--backend onnx|torch]
+    python -m bench.entity_eval --sentfin ../shared/train/sentfin.tsv   # its held-out entities
 
 Input: the NewsMTSC format, one JSON object a line with `sentence`, `from`, `to`, `mention`
 and `polarity` (-1, 0, 1). Each mention runs alone through the entity model (ONNX int8 by
@@ -35,9 +36,23 @@ def read_rows(path: Path) -> list[dict]:
     return rows
 
 
+def sentfin_rows(path: Path) -> list[dict]:
+    """SEntFiN's held-out entities as NewsMTSC rows (`mixed` headlines included)."""
+    from tasks.training.entity_data import read_sentfin
+
+    heldout = read_sentfin(path)[0]["heldout"]
+    return [{"id": f"sentfin-{i}", "sentence": m.text, "from": m.start, "to": m.end,
+             "mention": m.text[m.start:m.end], "polarity": m.label - 1}
+            for i, m in enumerate(heldout)]
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--input", type=Path, required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", type=Path, help="NewsMTSC-format JSONL")
+    source.add_argument("--sentfin", type=Path,
+                        help="SEntFiN TSV: score its held-out entities (hash split, "
+                             "tasks.training.entity_data), each entity's first mention")
     p.add_argument("--predictions", type=Path, default=None)
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     args = p.parse_args(argv)
@@ -46,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from tasks.models.sentiment_base import label_indices
     from tasks.training.train_head import three_class_metrics
 
-    rows = read_rows(args.input)
+    rows = read_rows(args.input) if args.input else sentfin_rows(args.sentfin)
     model = ModelNames(backend=args.backend).load_entity_model()
     probs = model.probs([(r["sentence"], ((int(r["from"]), int(r["to"])),)) for r in rows])
     probs = np.concatenate(probs) if probs else np.zeros((0, 3), dtype=np.float32)
