@@ -126,9 +126,10 @@ def _spans(doc, words: frozenset[str]) -> list[Span]:
         if kind is None:
             continue
         start, end = ent.start, ent.end
-        while start < end and (doc[start].is_stop or doc[start].is_punct):
+        while start < end and (doc[start].is_stop or doc[start].is_punct or doc[start].is_space):
             start += 1  # "the Bank of England" -> "Bank of England"
         while end > start and (doc[end - 1].tag_ == "POS" or doc[end - 1].is_punct
+                               or doc[end - 1].is_space or doc[end - 1].is_stop
                                or doc[end - 1].lower_ in _CONNECTORS):
             end -= 1  # "Sainsbury's" -> "Sainsbury"
         if end > start:
@@ -151,7 +152,7 @@ def _spans(doc, words: frozenset[str]) -> list[Span]:
             else:
                 break
         # Capitalised plain words alone ("Foreign Minister", "President") are roles, not names.
-        if any(doc[k].lower_ not in words or doc[k].text.isupper() for k in range(i, j)):
+        if any(not _plain(doc[k].lower_, words) or doc[k].text.isupper() for k in range(i, j)):
             found.append((i, j, RULE_TYPE))
         i = j
     for i, tok in enumerate(doc):
@@ -160,7 +161,10 @@ def _spans(doc, words: frozenset[str]) -> list[Span]:
     out = []
     for start, end, kind in sorted(found):
         a, b = doc[start].idx, doc[end - 1].idx + len(doc[end - 1].text)
-        out.append(Span(a, b, doc.text[a:b], kind))
+        text = doc.text[a:b]
+        a, b = a + len(text) - len(text.lstrip()), b - (len(text) - len(text.rstrip()))
+        if b > a:
+            out.append(Span(a, b, doc.text[a:b], kind))
     return out
 
 
@@ -176,5 +180,16 @@ def _name_token(doc, i: int, title_case: bool, words: frozenset[str]) -> bool:
         return False
     if title_case or tok.is_sent_start or i == 0:
         # Capitals prove nothing here: an acronym, or a word that is not plain English.
-        return (len(tok.text) > 1 and tok.text.isupper()) or tok.lower_ not in words
+        return (len(tok.text) > 1 and tok.text.isupper()) or not _plain(tok.lower_, words)
     return True
+
+
+def _plain(word: str, words: frozenset[str]) -> bool:
+    """A plain English word, or a regular inflection of one ("makes", "bookmakers")."""
+    if word in words:
+        return True
+    stems = [word[:-1]] if word.endswith("s") else []
+    stems += [word[:-2]] if word.endswith(("es", "ed")) else []
+    stems += [word[:-1]] if word.endswith("ed") else []
+    stems += [word[:-3], word[:-3] + "e"] if word.endswith("ing") else []
+    return any(s in words for s in stems if len(s) > 2)
