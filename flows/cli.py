@@ -29,7 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    # plain help: options as the README spells them, without rich's "<bool>" on every flag
+    # plain help: options as the docs spell them, without rich's "<bool>" on every flag
     rich_markup_mode=None,
 )
 train_app = typer.Typer(help="Train the built-in models from the shared evaluation data.",

@@ -1,7 +1,7 @@
-"""The command synopsis of the README's "Command line" section, generated from the CLI itself.
+"""The command synopsis of docs/configuration.md, generated from the CLI itself.
 
-`python -m flows.synopsis` prints it; `tests/test_cli.py` checks that the README holds exactly
-this text, so the README cannot fall behind an option.
+`python -m flows.synopsis` prints it; `tests/test_cli.py` checks that docs/configuration.md
+holds exactly this text, so the docs cannot fall behind an option.
 """
 
 from __future__ import annotations

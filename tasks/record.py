@@ -170,7 +170,8 @@ COLUMN_DOCS = {
     "duplicate_of": "doc_id of an earlier document this one nearly duplicates",
     "language": "ISO 639-1 code of the text's language, or `und` when unsure",
     "language_score": "the language detector's probability",
-    "summary_method": "`extractive`, `lead` (fallback) or `whole_text` (a short text)",
+    "summary_method": "`extractive`, `lead` (fallback), `whole_text` (a short text) or "
+                      "`abstractive` (a Hugging Face seq2seq model)",
     "entities": f"one entry per entity the title and first {ENTITY_SENTENCES} sentences name: "
                 "`name` as first written, `type` (organization, person, place, group, "
                 "product, market, name; watchlist: a listed name the finder did not type), "

@@ -41,7 +41,7 @@ def prefect_harness():
 def pytest_collection_modifyitems(config, items):
     """`slow`: subprocesses, servers, clusters, training (marked in the tests) and every test
     that runs a Prefect flow (it starts the temporary API). `pytest -m "not slow"` is the
-    quick developer subset (README)."""
+    quick developer subset (docs/index.md)."""
     for item in items:
         if "prefect_harness" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)

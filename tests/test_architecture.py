@@ -134,3 +134,50 @@ def test_no_import_cycles():
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
+
+
+def _bench_imports(path) -> set[str]:
+    """`module.name` for every `from tasks…/flows… import name` in a bench, wherever it sits."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_benches_that_run_the_steps_are_the_ones_architecture_names():
+    """A bench runs the pipeline through the step list (`process_batch`, `active_steps`) or the
+    flow, or ARCHITECTURE.md names it as one that chains steps by hand."""
+    through_list = {"tasks.pipeline.process_batch", "tasks.pipeline.active_steps",
+                    "flows.digest.digest", "flows.digest.digest_for"}
+    by_hand = {"tasks.steps.clean.clean_document", "tasks.steps.embed.embed_sentences"}
+    overview = ARCHITECTURE.split("## The record and the batch", 1)[0]
+    for path in sorted((REPO / "bench").glob("*.py")):
+        imports = _bench_imports(path)
+        name = f"`bench/{path.name}`"
+        if imports & through_list:
+            assert name in overview, f"ARCHITECTURE.md does not name {name} as running the list"
+        elif by_hand <= imports:
+            assert name in overview and "by hand" in overview, \
+                f"{name} chains steps by hand and ARCHITECTURE.md does not say so"
+        elif name in overview:  # named: it must do what the overview says of it
+            assert "by hand" in overview and by_hand & imports, name
+
+
+def test_adding_a_step_names_what_a_new_column_and_scratch_need():
+    from tasks import record
+    from tasks.pipeline import drop_scratch
+
+    recipe = ARCHITECTURE.split("## Adding a step", 1)[1]
+    for name in ("Document", "DOCUMENT_SCHEMA", "documents_to_table", "COLUMN_DOCS"):
+        assert f"`{name}`" in recipe and hasattr(record, name), name
+    assert "`scratch`" in recipe and "`drop_scratch`" in recipe
+    scratch = {f for step in STEPS for f in getattr(step, "scratch", ())}
+    assert scratch and all(f in Document.__slots__ for f in scratch)
+    doc = Document(doc_id="a", source="a", raw_text="x")
+    for f in scratch:
+        setattr(doc, f, object())
+    drop_scratch(Batch(seq=0, docs=[doc]))
+    assert all(getattr(doc, f) is None for f in scratch)

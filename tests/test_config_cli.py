@@ -1,7 +1,7 @@
 """`textdigest run` and `DigestConfig` cannot drift: every field has its option, same default.
 
-The README's synopsis is generated from the CLI (tests/test_cli.py), so with this test the
-config, the command line and the README say the same thing.
+The synopsis in docs/configuration.md is generated from the CLI (tests/test_cli.py), so with
+this test the config, the command line and the docs say the same thing.
 """
 
 from __future__ import annotations

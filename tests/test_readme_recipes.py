@@ -1,6 +1,6 @@
-"""The README's analysis recipes, run as written against a real digest output.
+"""The analysis recipes of docs/dataset.md, run as written against a real digest output.
 
-A recipe is a fenced block right after a `<!-- recipe: NAME -->` line in README.md; only
+A recipe is a fenced block right after a `<!-- recipe: NAME -->` line in docs/dataset.md; only
 those run (other blocks are illustrations). SQL recipes go through DuckDB, Python recipes are
 executed as they stand, from a folder holding `data/`, and their results are checked against
 what pyarrow reads from the same files.
@@ -19,11 +19,13 @@ from .conftest import REPO
 from .sample_input import build_input
 
 RECIPE = re.compile(r"<!-- recipe: ([a-z0-9-]+) -->\n```(\w+)\n(.*?)\n```", re.S)
-EXPECTED = {"duckdb-agency", "duckdb-daily", "duckdb-rejects", "pandas", "polars", "datasets"}
+EXPECTED = {"duckdb-agency", "duckdb-daily", "duckdb-entities", "duckdb-rejects", "pandas",
+            "polars", "datasets"}
+RECIPES_PAGE = REPO / "docs" / "dataset.md"
 
 
 def recipes() -> dict[str, tuple[str, str]]:
-    found = RECIPE.findall((REPO / "README.md").read_text(encoding="utf-8"))
+    found = RECIPE.findall(RECIPES_PAGE.read_text(encoding="utf-8"))
     names = [name for name, _, _ in found]
     assert len(names) == len(set(names)), "recipe names must be unique"
     return {name: (lang, code) for name, lang, code in found}
@@ -68,7 +70,7 @@ def _python(name: str) -> dict:
     lang, code = recipes()[name]
     assert lang == "python"
     namespace: dict = {}
-    exec(compile(code, f"README.md:{name}", "exec"), namespace)  # noqa: S102 - our README
+    exec(compile(code, f"docs/dataset.md:{name}", "exec"), namespace)  # noqa: S102 - our docs
     return namespace
 
 
@@ -91,6 +93,29 @@ def test_duckdb_recipes(in_workdir):
     by_reason = {r["reason"]: r["rejects"] for r in _sql("duckdb-rejects")}
     assert by_reason == {reason: sum(r["reason"] == reason for r in rejects)
                          for reason in {r["reason"] for r in rejects}}
+
+
+def test_duckdb_entities_recipe(in_workdir):
+    """Per (day, entity): the documents naming it, their mean score towards it, how many
+    were negative for it, as Python computes them from what pyarrow reads."""
+    docs, _ = in_workdir
+    expected: dict[tuple, list[dict]] = {}
+    for doc in docs:
+        if doc["published_date"] is None:
+            continue
+        for entity in doc["entities"] or []:
+            expected.setdefault((doc["published_date"], entity["name"]), []).append(entity)
+    assert expected, "the sample output names no entity on a dated document"
+    rows = _sql("duckdb-entities")
+    assert len(rows) == len(expected)
+    for row in rows:
+        found = expected[(row["day"], row["entity"])]
+        assert row["documents"] == len(found)
+        assert row["mean_score"] == pytest.approx(sum(e["score"] for e in found) / len(found),
+                                                  abs=1e-3)
+        assert row["negative"] == sum(e["sentiment"] == "negative" for e in found)
+    order = [(r["day"], -r["documents"], r["entity"]) for r in rows]
+    assert order == sorted(order)
 
 
 def test_pandas_recipe(in_workdir):
@@ -131,13 +156,16 @@ def test_duckdb_recipes_read_an_output_that_two_versions_wrote(workdir, monkeypa
     shutil.copytree(root / "data", tmp_path / "data")
     newest = pq.read_table(sorted((tmp_path / "data" / "documents").glob("*.parquet"))[0])
     old = newest.slice(0, 1).drop_columns(["duplicate_of", "language", "language_score",
-                                          "summary_method"])
+                                          "summary_method", "entities"])
     old = old.set_column(0, "doc_id", [["older-version-row"]])
     pq.write_table(old, tmp_path / "data" / "documents" / "part-20250101T000000Z-000000-00000"
                                                           ".parquet")  # sorts first
     monkeypatch.chdir(tmp_path)
     agencies = _sql("duckdb-agency")
     assert sum(r["documents"] for r in agencies) == len(docs) + 1
+    entities = _sql("duckdb-entities")  # the older shard has no entities: it adds no row
+    assert sum(r["documents"] for r in entities) == sum(
+        len(d["entities"] or []) for d in docs if d["published_date"] is not None)
     table = pads.dataset("data/documents", schema=DOCUMENT_SCHEMA).to_table()
     assert table.num_rows == len(docs) + 1
     languages = dict(zip(table.column("doc_id").to_pylist(),
