@@ -154,7 +154,9 @@ HUB_MODEL = {"name": "ProsusAI/finbert", "revision": "4556d13015211d73dccd3fdd39
 @pytest.fixture(scope="module")
 def model_runs(tmp_path_factory) -> dict[str, tuple[publish.Shard, Path | None]]:
     """One run per sentiment model (both built-ins, one Hub model), each row's provenance as
-    that model writes it: the card must describe the models from their own metadata."""
+    that model writes it: the card must describe the models from their own metadata. The
+    minilm-lora run also names the entity model (the `entities` column), as default runs do."""
+    from tasks.models.entity_sentiment import ENTITY_DIR, ENTITY_MODEL, EntitySentiment
     from tasks.models.sentiment import (
         BUILTIN_DIRS,
         HEAD_NAME,
@@ -171,6 +173,7 @@ def model_runs(tmp_path_factory) -> dict[str, tuple[publish.Shard, Path | None]]
     }
     provenance = {name: m.provenance() for name, m in provenance.items()}
     provenance[HUB_MODEL["name"]] = HUB_MODEL
+    entity = EntitySentiment(load_weights=False).provenance()
     model = {"name": "extractive", "revision": "r1", "params": "{}"}
     runs = {}
     for i, (name, prov) in enumerate(provenance.items()):
@@ -181,10 +184,12 @@ def model_runs(tmp_path_factory) -> dict[str, tuple[publish.Shard, Path | None]]
         pq.write_table(documents_to_table([doc], {
             "run_id": run, "textdigest_version": "0.1.0", "cleaner": "{}",
             "processed_at": dt.datetime(2024, 1, 2, tzinfo=dt.UTC), "encoder": model,
-            "summarizer": model, "sentiment_model": prov}),
+            "summarizer": model, "sentiment_model": prov,
+            "entity_model": entity if name == LORA_NAME else None}),
             root / "documents" / f"part-{run}-00000.parquet")
     shards = {shard.run_id: shard for shard in publish.local_shards(root)}
-    return {name: (shards[run], BUILTIN_DIRS.get(name)) for name, run in runs.items()}
+    out = {name: (shards[run], BUILTIN_DIRS.get(name)) for name, run in runs.items()}
+    return out | {ENTITY_MODEL: (shards[runs[LORA_NAME]], ENTITY_DIR)}
 
 
 def _section(text: str, heading: str) -> str:
