@@ -205,12 +205,13 @@ def test_old_shards_without_the_column_still_read(tmp_path):
 def test_entity_eval_scores_the_newsmtsc_format(tmp_path):
     """`bench.entity_eval` reads NewsMTSC lines, prints accuracy and macro-F1, writes one
     prediction per row whose label agrees with the pipeline's for the same mention."""
-    rows = [{"id": "a", "sentence": OPPOSITE[0][0], "from": 0, "to": 5, "mention": "Tesco",
-             "polarity": 1},
-            {"id": "b", "sentence": OPPOSITE[0][0], "from": 21, "to": 30,
-             "mention": "Sainsbury", "polarity": -1},
-            {"id": "c", "sentence": "The minister spoke to reporters in Paris.", "from": 35,
-             "to": 40, "mention": "Paris", "polarity": 0}]
+    def row(key: str, sentence: str, mention: str, polarity: int) -> dict:
+        start = sentence.index(mention)
+        return {"id": key, "sentence": sentence, "from": start, "to": start + len(mention),
+                "mention": mention, "polarity": polarity}
+
+    rows = [row("a", OPPOSITE[0][0], "Tesco", 1), row("b", OPPOSITE[0][0], "Sainsbury", -1),
+            row("c", "The minister spoke to reporters in Paris.", "Paris", 0)]
     inp, preds = tmp_path / "in.jsonl", tmp_path / "preds.jsonl"
     inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = subprocess.run([sys.executable, "-m", "bench.entity_eval", "--input", str(inp),
