@@ -6,7 +6,8 @@ pooling of sentences into a document live in `tasks.models`.
 
 from __future__ import annotations
 
-from tasks.steps.base import BaseStep, Batch, StepSettings, guarded
+from tasks.record import Document
+from tasks.steps.base import BaseStep, StepSettings
 
 
 class Sentiment(BaseStep):
@@ -19,8 +20,8 @@ class Sentiment(BaseStep):
     def setup(self, settings: StepSettings) -> None:
         settings.models.load_sentiment()
 
-    def __call__(self, batch: Batch, settings: StepSettings) -> Batch:
-        return guarded(batch, self.name, settings.models.load_sentiment().score)
+    def process(self, docs: list[Document], settings: StepSettings) -> None:
+        settings.models.load_sentiment().score(docs)
 
 
 STEP = Sentiment()
