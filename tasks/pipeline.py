@@ -36,19 +36,23 @@ class PipelineError(ValueError):
 def active_steps(settings: StepSettings, steps: Sequence[Step] = STEPS) -> list[Step]:
     """The steps this run uses, in order, after checking that each one's needs are met."""
     chosen = [step for step in steps if step.enabled(settings)]
-    check_needs(chosen)
+    check_needs(chosen, settings=settings)
     return chosen
 
 
-def check_needs(steps: Sequence[Step], available: Sequence[str] = INGESTED) -> None:
-    """Fail, naming the step and the field, unless every need is provided earlier."""
+def check_needs(steps: Sequence[Step], available: Sequence[str] = INGESTED,
+                settings: StepSettings | None = None) -> None:
+    """Fail, naming the step and the field, unless every need is provided earlier. Needs and
+    provides are the run's (`needs_for`, `provides_for`: the chosen models may add fields);
+    without `settings`, a default run's."""
+    settings = settings if settings is not None else StepSettings()
     have = set(available)
     for step in steps:
-        missing = [f for f in step.needs if f not in have]
+        missing = [f for f in step.needs_for(settings) if f not in have]
         if missing:
             raise PipelineError(f"step {step.name!r} needs {', '.join(missing)}, which no "
                                 "earlier step provides")
-        have.update(step.provides)
+        have.update(step.provides_for(settings))
 
 
 def setup_steps(steps: Sequence[Step], settings: StepSettings) -> None:

@@ -64,6 +64,15 @@ class ModelNames:
         return None if self.sentiment in SENTIMENT_READS_EMBEDDINGS else LEAD_SENTENCES
 
     @property
+    def shared_pass(self) -> bool:
+        """Whether the embed step's one encoder pass also gives the sentiment logits: the
+        sentiment model is the built-in LoRA model and its adapted encoder is the embed
+        step's encoder. The embed step then keeps the logits (`sentence_logits`) and the
+        sentiment step runs only the titles; both steps read this, and declare it."""
+        return (self.needs_embeddings and self.sentiment == LORA_NAME
+                and self.encoder == LORA_NAME)
+
+    @property
     def needs_embeddings(self) -> bool:
         """Whether a model reads the shared sentence embeddings (known from the names)."""
         return (self.summarizer in SUMMARIZER_READS_EMBEDDINGS

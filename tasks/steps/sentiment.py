@@ -17,6 +17,12 @@ class Sentiment(BaseStep):
     needs = ("sentences", "title")
     provides = ("sentiment", "sentiment_score", "sentiment_probs")
 
+    def needs_for(self, settings: StepSettings) -> tuple[str, ...]:
+        # In the shared pass the embed step has run the lead through this very model: the
+        # step reads those logits and runs only the titles (`LoraSentiment.score`).
+        return (*self.needs, "sentence_logits") if settings.models.shared_pass \
+            else self.needs
+
     def setup(self, settings: StepSettings) -> None:
         settings.models.load_sentiment()
 
