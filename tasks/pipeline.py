@@ -34,7 +34,9 @@ class PipelineError(ValueError):
 
 
 def active_steps(settings: StepSettings, steps: Sequence[Step] = STEPS) -> list[Step]:
-    """The steps this run uses, in order, after checking that each one's needs are met."""
+    """The steps this run uses, in order, after checking that each one's needs are met and
+    that the models sharing the embed step's pass read the same sentences."""
+    settings.models.check()
     chosen = [step for step in steps if step.enabled(settings)]
     check_needs(chosen, settings=settings)
     return chosen

@@ -54,3 +54,38 @@ def test_no_shared_pass_no_logits_declared(models):
     assert "sentence_logits" not in STEP["embed"].provides_for(settings)
     assert "sentence_logits" not in STEP["sentiment"].needs_for(settings)
     check_needs([s for s in STEPS if s.name != "embed"], settings=settings)
+
+
+# --- the lead window: one home, checked at the start -----------------------------------------
+
+
+def test_the_lead_window_has_one_home():
+    from tasks.models.lead import LEAD_SENTENCES
+    from tasks.models.sentiment import LoraSentiment
+    from tasks.models.summarizers import ExtractiveParams
+
+    assert ModelNames().embed_window == LEAD_SENTENCES
+    assert LoraSentiment.read_sentences == LEAD_SENTENCES
+    assert ExtractiveParams().read_sentences == LEAD_SENTENCES
+    ModelNames().check()  # agrees: no error
+
+
+def test_a_sentiment_read_window_other_than_the_embed_window_fails_at_start(monkeypatch):
+    from tasks.models.registry import ModelError
+    from tasks.models.sentiment import LoraSentiment
+
+    monkeypatch.setattr(LoraSentiment, "read_sentences", 10)
+    with pytest.raises(ModelError, match="reads 10 sentences but the embed step encodes 15"):
+        active_steps(_settings())
+    # not sharing a pass, the window is the sentiment model's own business
+    active_steps(_settings(summarizer="some/seq2seq"))
+
+
+def test_a_summariser_reading_past_the_embed_window_fails_at_start():
+    from tasks.models.registry import ModelError
+
+    with pytest.raises(ModelError, match="summariser 'extractive' reads 20"):
+        active_steps(_settings(summarizer_options=(("read_sentences", 20),)))
+    active_steps(_settings(summarizer_options=(("read_sentences", 5),)))  # within: fine
+    # the embedding-head model has every sentence embedded
+    active_steps(_settings(sentiment="minilm-head", summarizer_options=(("read_sentences", 20),)))
