@@ -13,7 +13,6 @@ from tasks.models.registry import DEFAULT_ENCODER, ModelError
 from tasks.models.sentence_encoders import load_sentence_encoder
 from tasks.models.sentiment import (
     DEFAULT_SENTIMENT,
-    HEAD_NAME,
     LORA_NAME,
     LoraSentiment,
     load_sentiment,
@@ -51,13 +50,21 @@ class ModelNames:
     # "onnx": the MiniLM encoder and the LoRA sentiment model on ONNX Runtime
     # (tasks.models.onnx_backend), or "torch"; other models keep their own backend.
     backend: str = DEFAULT_BACKEND
+    # The embed step's encoder, whose sentence vectors the extractive summariser reads
+    # (a sentence-encoder name, or "minilm-lora": the LoRA model's adapted encoder); None:
+    # chosen from the sentiment model (`encoder`).
+    summarizer_encoder: str | None = None
 
     @property
     def encoder(self) -> str:
-        """The encoder of the embed step: the adapted encoder of the LoRA sentiment model (one
-        pass gives the summariser's vectors and the sentiment logits), except for the
-        embedding-head model, which reads the base MiniLM it was trained on."""
-        return DEFAULT_ENCODER if self.sentiment == HEAD_NAME else LORA_NAME
+        """The encoder of the embed step: `summarizer_encoder` when chosen; else, with the
+        built-in LoRA sentiment model, its adapted encoder (one pass gives the summariser's
+        vectors and the sentiment logits: `shared_pass`); else the base MiniLM, which the
+        embedding-head model was trained on, so that a Hugging Face sentiment model never
+        loads the built-in adapter."""
+        if self.summarizer_encoder is not None:
+            return self.summarizer_encoder
+        return LORA_NAME if self.sentiment == LORA_NAME else DEFAULT_ENCODER
 
     @property
     def embed_window(self) -> int | None:
@@ -73,6 +80,10 @@ class ModelNames:
         In the shared pass the sentiment model must read exactly the embed window (else its
         logits of the lead are not the ones it pools, and it would quietly run the lead
         again); the extractive summariser must read no more than the window."""
+        if self.sentiment in SENTIMENT_READS_EMBEDDINGS and self.encoder != DEFAULT_ENCODER:
+            raise ModelError(f"the sentiment model {self.sentiment!r} reads the embeddings of "
+                             f"{DEFAULT_ENCODER!r}, the encoder it was trained on; the "
+                             f"summariser's encoder cannot be {self.encoder!r} with it")
         window = self.embed_window
         if self.shared_pass and LoraSentiment.read_sentences != window:
             raise ModelError(
