@@ -40,11 +40,13 @@ from tasks.io.write import (
     existing_reject_keys,
     remove_stale_temporaries,
 )
+from tasks.models.names import ModelNames
 from tasks.models.registry import ModelError, package_version
 from tasks.pipeline import STEPS, active_steps, run_step, setup_steps
 from tasks.record import Document, Reject, documents_to_table, rejects_to_table
 from tasks.runtime.malloc import pin_mmap_threshold
 from tasks.runtime.secrets import install_redaction, redact
+from tasks.steps import embed
 from tasks.steps.base import Batch, Step, StepSettings
 
 VERSION = package_version("textdigest")
@@ -64,21 +66,16 @@ def _load_may_recover(task: Any, task_run: Any, state: Any) -> bool:
 @task(name="load-models", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3,
       retry_condition_fn=_load_may_recover)
 def load_models(settings: StepSettings) -> dict[str, Any]:
-    """Set up every step once in this process (retried: loading can fail transiently) and
-    return the models' provenance for the rows."""
-    setup_steps(active_steps(settings), settings)
+    """Set up every active step once in this process (retried: loading can fail transiently)
+    and return the models' provenance for the rows. Nothing the run will not use is loaded:
+    the encoder only when a step reads embeddings (its provenance is null otherwise)."""
+    steps = active_steps(settings)
+    setup_steps(steps, settings)
     models = settings.models
     summarizer = models.load_summarizer()
     sentiment = models.load_sentiment()
-    encoder = models.load_encoder()
-    # The onnx backend adds its backend and quantisation; the revision stays the weights'.
-    params = encoder.params()
     return {
-        "encoder": {
-            "name": encoder.ref.name,
-            "revision": encoder.ref.revision,
-            "params": json.dumps(params),
-        },
+        "encoder": _encoder_provenance(models) if embed.STEP in steps else None,
         "summarizer": summarizer.provenance(),
         "sentiment_model": sentiment.provenance(),
         "entity_model": _entity_provenance(settings),
@@ -86,6 +83,14 @@ def load_models(settings: StepSettings) -> dict[str, Any]:
                                "pysbd": package_version("pysbd"),
                                "max_model_chars": settings.max_model_chars}),
     }
+
+
+def _encoder_provenance(models: ModelNames) -> dict[str, str]:
+    """The embed step's encoder (loaded by its setup)."""
+    encoder = models.load_encoder()
+    # The onnx backend adds its backend and quantisation; the revision stays the weights'.
+    return {"name": encoder.ref.name, "revision": encoder.ref.revision,
+            "params": json.dumps(encoder.params())}
 
 
 def _entity_provenance(settings: StepSettings) -> dict[str, str] | None:
