@@ -199,7 +199,8 @@ def run_flow(input_path: Path, backend: str, batch_size: int, sst2_limit: int | 
            "load_s": load_s, "flow_total_s": flow_total, "timings_s": manifest["timings_s"],
            "rouge2": rouge2({r["doc_id"]: r["summary"] for r in rows}),
            "backend": json.loads(manifest["models"]["sentiment_model"]["params"]).get(
-               "backend", "torch") + " " + json.loads(manifest["models"]["encoder"]["params"]).get(
+               "backend", "torch") + " " + json.loads(
+               (manifest["models"]["encoder"] or {}).get("params") or "{}").get(
                "quantization", "fp32")}
     out["peak_rss_mib"] = peak_rss_mib()  # before the plain-steps rerun and the SST-2 pass
     if plain:

@@ -217,6 +217,7 @@ def run(
 
     try:  # load (and so validate) the models before any document is read
         models = config.model_names()
+        models.check()
         models.load_summarizer()
         models.load_sentiment()
     except ModelError as exc:

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import Counter, deque
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -40,11 +40,13 @@ from tasks.io.write import (
     existing_reject_keys,
     remove_stale_temporaries,
 )
+from tasks.models.names import ModelNames
 from tasks.models.registry import ModelError, package_version
 from tasks.pipeline import STEPS, active_steps, run_step, setup_steps
 from tasks.record import Document, Reject, documents_to_table, rejects_to_table
 from tasks.runtime.malloc import pin_mmap_threshold
 from tasks.runtime.secrets import install_redaction, redact
+from tasks.steps import embed
 from tasks.steps.base import Batch, Step, StepSettings
 
 VERSION = package_version("textdigest")
@@ -64,21 +66,16 @@ def _load_may_recover(task: Any, task_run: Any, state: Any) -> bool:
 @task(name="load-models", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3,
       retry_condition_fn=_load_may_recover)
 def load_models(settings: StepSettings) -> dict[str, Any]:
-    """Set up every step once in this process (retried: loading can fail transiently) and
-    return the models' provenance for the rows."""
-    setup_steps(active_steps(settings), settings)
+    """Set up every active step once in this process (retried: loading can fail transiently)
+    and return the models' provenance for the rows. Nothing the run will not use is loaded:
+    the encoder only when a step reads embeddings (its provenance is null otherwise)."""
+    steps = active_steps(settings)
+    setup_steps(steps, settings)
     models = settings.models
     summarizer = models.load_summarizer()
     sentiment = models.load_sentiment()
-    encoder = models.load_encoder()
-    # The onnx backend adds its backend and quantisation; the revision stays the weights'.
-    params = encoder.params()
     return {
-        "encoder": {
-            "name": encoder.ref.name,
-            "revision": encoder.ref.revision,
-            "params": json.dumps(params),
-        },
+        "encoder": _encoder_provenance(models) if embed.STEP in steps else None,
         "summarizer": summarizer.provenance(),
         "sentiment_model": sentiment.provenance(),
         "entity_model": _entity_provenance(settings),
@@ -86,6 +83,14 @@ def load_models(settings: StepSettings) -> dict[str, Any]:
                                "pysbd": package_version("pysbd"),
                                "max_model_chars": settings.max_model_chars}),
     }
+
+
+def _encoder_provenance(models: ModelNames) -> dict[str, str]:
+    """The embed step's encoder (loaded by its setup)."""
+    encoder = models.load_encoder()
+    # The onnx backend adds its backend and quantisation; the revision stays the weights'.
+    return {"name": encoder.ref.name, "revision": encoder.ref.revision,
+            "params": json.dumps(encoder.params())}
 
 
 def _entity_provenance(settings: StepSettings) -> dict[str, str] | None:
@@ -228,21 +233,25 @@ def _submit(batch: Batch, steps: list[Step], settings: StepSettings) -> Any:
     return future
 
 
-@flow(name="digest", task_runner=ThreadPoolTaskRunner(max_workers=thread_workers(2)),
-      log_prints=False)
-def digest(config: DigestConfig) -> dict[str, Any]:
-    """Digest every document under `config.input.path` into the dataset at `config.output.path`."""
-    logger = get_run_logger()
-    started = dt.datetime.now(dt.UTC)
-    run_id = new_run_id(started)
-    ctx = get_run_context()
-    if runs_elsewhere(config, getattr(ctx, "task_runner", None)):
-        # A deployment or `serve` loads this flow as declared: rerun it, as a subflow, on
-        # the task runner that the config asks for.
-        logger.info("running on the %r task runner in a subflow", config.runtime.task_runner)
-        return digest_for(config)(config)
-    flow_run_id = str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None
-    pin_mmap_threshold()  # memory stays flat over long runs (see tasks.runtime.malloc)
+@dataclass
+class _Run:
+    """What `_set_up` prepares for a run: its steps and models, the intake of input items,
+    the writer's side, and the near-duplicate index (None when off)."""
+
+    run_id: str
+    settings: StepSettings
+    steps: list[Step]
+    provenance: dict[str, Any]
+    load_s: float
+    intake: _Intake
+    near: Any
+    writer: DatasetWriter
+    sink: _Sink
+    total: int | None  # the progress bar's length (None: no bar, or not counted)
+
+
+def _set_up(config: DigestConfig, run_id: str, logger: Any) -> _Run:
+    """Check the steps, load the models, and open the output, the index and the writer."""
     settings = config.step_settings()
     steps = active_steps(settings)  # fails here, before any work, if a need is unmet
     output = config.output.path
@@ -266,46 +275,101 @@ def digest(config: DigestConfig) -> dict[str, Any]:
             else near_duplicates.load_index(output, threshold, intake.done_ids))
     if near is not None:  # this run's signatures stream to disk, not memory
         near.open_run(output, run_id)
-    opts = config.ingest_options()
     total = None  # the bar's length: a second pass over the input, only when a bar is drawn
     if config.runtime.show_progress:
-        total = ingest.count_items(config.input.path, opts)
+        total = ingest.count_items(config.input.path, config.ingest_options())
         if config.input.limit is not None:
             total = min(total, config.input.limit)
 
     writer = DatasetWriter(output, run_id, config.output.shard_rows)
     sink = _Sink(writer, near, {**provenance, "run_id": run_id, "textdigest_version": VERSION})
+    return _Run(run_id, settings, steps, provenance, load_s, intake, near, writer, sink, total)
+
+
+def _submit_and_drain(config: DigestConfig, run: _Run) -> int:
+    """Read the input in batches, submit each batch's chain of step tasks (at most
+    `max_in_flight` ahead of the writer) and drain the results in input order; the number
+    of step task runs."""
+    task_runs = 0
+    with _progress(config.runtime.show_progress, run.total) as progress:
+        bar = progress.add_task("digest", total=run.total) if progress is not None else None
+
+        def drain(future: Any) -> None:
+            batch: Batch = future.result()
+            run.sink.drain(batch)
+            if progress is not None:
+                progress.advance(bar, batch.n_items)
+
+        pending: deque[Any] = deque()
+        items = ingest.iter_items(config.input.path, config.ingest_options())
+        t_read = time.perf_counter()
+        for seq, raw in enumerate(ingest.batched(items, config.runtime.batch_size,
+                                                 config.input.limit,
+                                                 config.runtime.batch_chars)):
+            batch = run.intake.batch(seq, raw)
+            run.sink.timings["ingest"] += time.perf_counter() - t_read
+            pending.append(_submit(batch, run.steps, run.settings))
+            task_runs += len(run.steps)
+            while len(pending) > config.runtime.max_in_flight:
+                drain(pending.popleft())
+            t_read = time.perf_counter()
+        while pending:
+            drain(pending.popleft())
+    return task_runs
+
+
+def _manifest(config: DigestConfig, run: _Run, *, started: dt.datetime,
+              flow_run_id: str | None, status: str, error: str | None,
+              shards: dict[str, Any], wall: float) -> dict[str, Any]:
+    """The run manifest: what ran, on what, with which counts, outputs and timings."""
+    intake, sink, near = run.intake, run.sink, run.near
+    return {
+        "run_id": run.run_id,
+        "flow_run_id": flow_run_id,
+        "status": status,
+        "error": error,
+        "textdigest_version": VERSION,
+        "started_at": started.isoformat(),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(),
+        "config": json.loads(config.model_dump_json()),
+        "counts": {"read": intake.read, "written": sink.written, "rejected": sink.rejected,
+                   "skipped_existing": intake.skipped},
+        "accounted": sink.written + sink.rejected + intake.skipped == intake.read,
+        "rejects_by_reason": dict(sorted(sink.reasons.items())),
+        "near_duplicates": near.flagged if near is not None else None,
+        "outputs": {k: [asdict(s) for s in v] for k, v in shards.items()},
+        "models": run.provenance,
+        "timings_s": {"load_models": round(run.load_s, 3), "processing_wall": round(wall, 3),
+                      **{k: round(v, 3) for k, v in sorted(sink.timings.items())}},
+        "docs_per_s": round(intake.read / wall, 3) if wall > 0 else None,
+    }
+
+
+@flow(name="digest", task_runner=ThreadPoolTaskRunner(max_workers=thread_workers(2)),
+      log_prints=False)
+def digest(config: DigestConfig) -> dict[str, Any]:
+    """Digest every document under `config.input.path` into the dataset at `config.output.path`."""
+    logger = get_run_logger()
+    started = dt.datetime.now(dt.UTC)
+    run_id = new_run_id(started)
+    ctx = get_run_context()
+    if runs_elsewhere(config, getattr(ctx, "task_runner", None)):
+        # A deployment or `serve` loads this flow as declared: rerun it, as a subflow, on
+        # the task runner that the config asks for.
+        logger.info("running on the %r task runner in a subflow", config.runtime.task_runner)
+        return digest_for(config)(config)
+    flow_run_id = str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None
+    pin_mmap_threshold()  # memory stays flat over long runs (see tasks.runtime.malloc)
+    run = _set_up(config, run_id, logger)
+    writer, near = run.writer, run.near
     task_runs = 1  # load-models; then each batch's chain (for callers that wait on the API)
     t_proc = time.perf_counter()
     status, error = "completed", None
     try:
-        with _progress(config.runtime.show_progress, total) as progress:
-            bar = progress.add_task("digest", total=total) if progress is not None else None
-
-            def drain(future: Any) -> None:
-                batch: Batch = future.result()
-                sink.drain(batch)
-                if progress is not None:
-                    progress.advance(bar, batch.n_items)
-
-            pending: deque[Any] = deque()
-            items = ingest.iter_items(config.input.path, opts)
-            t_read = time.perf_counter()
-            for seq, raw in enumerate(ingest.batched(items, config.runtime.batch_size,
-                                                     config.input.limit,
-                                                     config.runtime.batch_chars)):
-                batch = intake.batch(seq, raw)
-                sink.timings["ingest"] += time.perf_counter() - t_read
-                pending.append(_submit(batch, steps, settings))
-                task_runs += len(steps)
-                while len(pending) > config.runtime.max_in_flight:
-                    drain(pending.popleft())
-                t_read = time.perf_counter()
-            while pending:
-                drain(pending.popleft())
+        task_runs += _submit_and_drain(config, run)
         shards = writer.close()
         if near is not None:  # after the shards: an entry never outlives its row
-            near.save(output, run_id)
+            near.save(config.output.path, run_id)
     except BaseException as exc:
         writer.abort()
         if near is not None:
@@ -315,33 +379,16 @@ def digest(config: DigestConfig) -> dict[str, Any]:
         raise
     finally:
         wall = time.perf_counter() - t_proc
-        manifest = _checked({
-            "run_id": run_id,
-            "flow_run_id": flow_run_id,
-            "status": status,
-            "error": error,
-            "textdigest_version": VERSION,
-            "started_at": started.isoformat(),
-            "finished_at": dt.datetime.now(dt.UTC).isoformat(),
-            "config": json.loads(config.model_dump_json()),
-            "counts": {"read": intake.read, "written": sink.written, "rejected": sink.rejected,
-                       "skipped_existing": intake.skipped},
-            "accounted": sink.written + sink.rejected + intake.skipped == intake.read,
-            "rejects_by_reason": dict(sorted(sink.reasons.items())),
-            "near_duplicates": near.flagged if near is not None else None,
-            "outputs": {k: [asdict(s) for s in v] for k, v in shards.items()},
-            "models": provenance,
-            "timings_s": {"load_models": round(load_s, 3), "processing_wall": round(wall, 3),
-                          **{k: round(v, 3) for k, v in sorted(sink.timings.items())}},
-            "docs_per_s": round(intake.read / wall, 3) if wall > 0 else None,
-        }, config)
+        manifest = _checked(_manifest(config, run, started=started, flow_run_id=flow_run_id,
+                                      status=status, error=error, shards=shards, wall=wall),
+                            config)
         path = writer.write_manifest(manifest)
     report_path = publish_run(config, manifest, path)  # report (if asked) and UI artifacts
     if manifest["status"] != "completed":
         raise RunCheckError(manifest["error"])
     logger.info("run %s: read %d, written %d, rejected %d, skipped %d (%.1f docs/s); manifest %s",
-                run_id, intake.read, sink.written, sink.rejected, intake.skipped,
-                manifest["docs_per_s"] or 0.0, path)
+                run_id, run.intake.read, run.sink.written, run.sink.rejected,
+                run.intake.skipped, manifest["docs_per_s"] or 0.0, path)
     return {**manifest, "manifest_path": str(path), "task_runs": task_runs,
             "report_path": str(report_path) if report_path else None,
             "published": _publish_after(config)}

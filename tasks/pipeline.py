@@ -7,10 +7,13 @@ module under `tasks/steps/` and one entry in `STEPS` (ARCHITECTURE.md).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
+from tasks.record import Document, Reject, excerpt
+from tasks.runtime.secrets import redact
 from tasks.steps import clean, embed, entities, language, minhash, sentiment, summarize
-from tasks.steps.base import Batch, Step, StepSettings
+from tasks.steps.base import Batch, Step, StepSettings, add_time
 
 STEPS: tuple[Step, ...] = (
     clean.STEP,  # raw_text -> text, header fields, sentences
@@ -31,21 +34,27 @@ class PipelineError(ValueError):
 
 
 def active_steps(settings: StepSettings, steps: Sequence[Step] = STEPS) -> list[Step]:
-    """The steps this run uses, in order, after checking that each one's needs are met."""
+    """The steps this run uses, in order, after checking that each one's needs are met and
+    that the models sharing the embed step's pass read the same sentences."""
+    settings.models.check()
     chosen = [step for step in steps if step.enabled(settings)]
-    check_needs(chosen)
+    check_needs(chosen, settings=settings)
     return chosen
 
 
-def check_needs(steps: Sequence[Step], available: Sequence[str] = INGESTED) -> None:
-    """Fail, naming the step and the field, unless every need is provided earlier."""
+def check_needs(steps: Sequence[Step], available: Sequence[str] = INGESTED,
+                settings: StepSettings | None = None) -> None:
+    """Fail, naming the step and the field, unless every need is provided earlier. Needs and
+    provides are the run's (`needs_for`, `provides_for`: the chosen models may add fields);
+    without `settings`, a default run's."""
+    settings = settings if settings is not None else StepSettings()
     have = set(available)
     for step in steps:
-        missing = [f for f in step.needs if f not in have]
+        missing = [f for f in step.needs_for(settings) if f not in have]
         if missing:
             raise PipelineError(f"step {step.name!r} needs {', '.join(missing)}, which no "
                                 "earlier step provides")
-        have.update(step.provides)
+        have.update(step.provides_for(settings))
 
 
 def setup_steps(steps: Sequence[Step], settings: StepSettings) -> None:
@@ -55,16 +64,48 @@ def setup_steps(steps: Sequence[Step], settings: StepSettings) -> None:
 
 
 def run_step(step: Step, batch: Batch, settings: StepSettings, last: bool = False) -> Batch:
-    """One step over a batch; after the last, scratch fields (embeddings) are dropped, so
-    what travels back to the writer is only what it writes."""
-    batch = step(batch, settings)
+    """One step over a batch, the one wrapper every run uses: timed under the step's name,
+    and a failure isolated to the documents that fail (each becomes a `<step>_failed`
+    reject), so one bad document never costs the batch. After the last step the scratch
+    fields (embeddings) are dropped, so what travels back to the writer is only what it
+    writes."""
+    start = time.perf_counter()
+    try:
+        step.process(batch.docs, settings)
+        todo = batch.docs
+    except Exception:  # noqa: BLE001 - fall back to one document at a time
+        todo = []
+        for doc in batch.docs:
+            try:
+                step.process([doc], settings)
+                todo.append(doc)
+            except Exception as exc:  # noqa: BLE001 - the reason goes into the reject row
+                batch.rejects.append(_failed(step, doc, exc))
+    kept = []
+    for doc in todo:  # the step's own rejects (nothing left to read, not English)
+        try:
+            reject = step.screen(doc, settings)
+        except Exception as exc:  # noqa: BLE001
+            reject = _failed(step, doc, exc)
+        if reject is None:
+            kept.append(doc)
+        else:
+            batch.rejects.append(reject)
+    batch.docs = kept
+    add_time(batch, step.name, time.perf_counter() - start)
     if last:
         drop_scratch(batch)
     return batch
 
 
+def _failed(step: Step, doc: Document, exc: Exception) -> Reject:
+    """A document the step failed on, with the reason (redacted) in its detail."""
+    return Reject(doc.source, f"{step.name}_failed", redact(f"{type(exc).__name__}: {exc}"),
+                  excerpt(doc.raw_text), doc.doc_id)
+
+
 def drop_scratch(batch: Batch, steps: Sequence[Step] = STEPS) -> None:
-    fields = {f for step in steps for f in getattr(step, "scratch", ())}
+    fields = {f for step in steps for f in step.scratch}
     for doc in batch.docs:
         for f in fields:
             setattr(doc, f, None)

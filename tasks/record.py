@@ -107,7 +107,7 @@ PROVENANCE = pa.struct(
         pa.field("run_id", pa.string()),
         pa.field("textdigest_version", pa.string()),
         pa.field("processed_at", pa.timestamp("us", tz="UTC")),
-        pa.field("encoder", MODEL_PROVENANCE),
+        pa.field("encoder", MODEL_PROVENANCE),  # null when no step reads embeddings
         pa.field("summarizer", MODEL_PROVENANCE),
         pa.field("sentiment_model", MODEL_PROVENANCE),
         pa.field("entity_model", MODEL_PROVENANCE),  # null when the entities step is off

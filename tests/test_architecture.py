@@ -8,9 +8,16 @@ import sys
 
 import pytest
 
-from tasks.pipeline import STEPS, PipelineError, active_steps, check_needs, process_batch
+from tasks.pipeline import (
+    STEPS,
+    PipelineError,
+    active_steps,
+    check_needs,
+    process_batch,
+    run_step,
+)
 from tasks.record import Document
-from tasks.steps.base import BaseStep, Batch, Step, StepSettings, guarded
+from tasks.steps.base import BaseStep, Batch, Step, StepSettings
 
 from .conftest import REPO
 
@@ -55,32 +62,68 @@ class WordCount(BaseStep):
     needs = ("summary",)
     provides = ("meta",)
 
-    def __call__(self, batch: Batch, settings: StepSettings) -> Batch:
-        def run(docs: list[Document]) -> None:
-            for doc in docs:
-                if doc.summary == "boom":
-                    raise ValueError("cannot count")
-                doc.meta["summary_words"] = len(doc.summary.split())
-
-        return guarded(batch, self.name, run)
+    def process(self, docs: list[Document], settings: StepSettings) -> None:
+        for doc in docs:
+            if doc.summary == "boom":
+                raise ValueError("cannot count")
+            doc.meta["summary_words"] = len(doc.summary.split())
 
 
 def test_a_new_step_is_one_class_and_one_list_entry():
     settings = StepSettings()
-    steps = [*active_steps(settings, [s for s in STEPS if s.name != "embed"]), WordCount()]
+    # (without embed, and so without the sentiment step that reads its logits)
+    steps = [*active_steps(settings, [s for s in STEPS if s.name not in ("embed", "sentiment")]),
+             WordCount()]
     check_needs(steps)
     docs = [Document(doc_id="a", source="a", raw_text="Shares rose. Bonds fell. Gold held."),
             Document(doc_id="b", source="b", raw_text="   ")]
-    batch = process_batch(Batch(seq=0, docs=docs, n_items=2), settings,
-                          steps=[s for s in steps if s.name not in ("sentiment",)])
+    batch = process_batch(Batch(seq=0, docs=docs, n_items=2), settings, steps=steps)
     (doc,) = batch.docs
     assert doc.meta["summary_words"] == len(doc.summary.split()) > 0
     assert [r.reason for r in batch.rejects] == ["empty_after_cleaning"]
     assert "word_count" in batch.timings
     # a failure inside the new step becomes a reject of that step, not a lost batch
     doc.summary = "boom"
-    again = WordCount()(Batch(seq=1, docs=[doc]), settings)
+    again = run_step(WordCount(), Batch(seq=1, docs=[doc]), settings)
     assert not again.docs and again.rejects[0].reason == "word_count_failed"
+    assert "word_count" in again.timings
+
+
+@pytest.mark.parametrize("name", [s.name for s in STEPS if s.name in ("language", "minhash")])
+def test_every_step_is_timed_and_guarded_by_the_one_wrapper(name, monkeypatch):
+    """The steps that once timed themselves are guarded too: a document that breaks one
+    becomes its `<step>_failed` reject, the others go on."""
+    from tasks.steps import language, minhash
+
+    real = {"language": language.detect_language, "minhash": minhash.signature}[name]
+
+    def breaks_on_boom(text):
+        if "boom" in text:
+            raise RuntimeError("bad input")
+        return real(text)
+
+    monkeypatch.setattr({"language": language, "minhash": minhash}[name],
+                        {"language": "detect_language", "minhash": "signature"}[name],
+                        breaks_on_boom)
+    step = next(s for s in STEPS if s.name == name)
+    docs = [Document(doc_id=i, source=i, raw_text=t, text=t) for i, t in
+            (("a", "Shares rose sharply on Monday in London."), ("b", "boom"),
+             ("c", "Bonds fell as investors sold government debt."))]
+    batch = run_step(step, Batch(seq=0, docs=docs, n_items=3), StepSettings())
+    assert [d.doc_id for d in batch.docs] == ["a", "c"]
+    assert [(r.doc_id, r.reason) for r in batch.rejects] == [("b", f"{name}_failed")]
+    assert name in batch.timings
+
+
+def test_scratch_is_declared_and_dropped_after_the_last_step():
+    assert all(isinstance(step.scratch, tuple) for step in STEPS)
+    scratch = {f for step in STEPS for f in step.scratch}
+    assert scratch == {"embeddings", "sentence_logits"}
+    doc = Document(doc_id="a", source="a", raw_text="x", text="x", embeddings=[1.0],
+                   sentence_logits=[0.0], minhash=[1])
+    run_step(STEPS[1], Batch(seq=0, docs=[doc]), StepSettings(), last=True)
+    assert doc.embeddings is None and doc.sentence_logits is None
+    assert doc.minhash is not None  # not scratch: the writer's near-duplicate index reads it
 
 
 def test_disabled_steps_drop_out_by_settings():

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tasks.models.summarizers import is_boilerplate_only
-from tasks.pipeline import process_batch
+from tasks.pipeline import process_batch, run_step
 from tasks.record import Document, documents_to_table
 from tasks.steps import clean
 from tasks.steps.base import Batch, StepSettings
@@ -69,7 +69,7 @@ def test_glued_labels_are_cut_and_recorded_in_meta(raw, labels):
 
 
 def test_glued_articles_pass_the_clean_step():
-    batch = clean.STEP(_batch(*(raw for raw, _ in GLUED)), StepSettings())
+    batch = run_step(clean.STEP, _batch(*(raw for raw, _ in GLUED)), StepSettings())
     assert not batch.rejects
     assert [d.meta[FURNITURE_KEY] for d in batch.docs] == [labels for _, labels in GLUED]
 
@@ -98,7 +98,7 @@ def test_glued_articles_are_written_with_clean_summaries():
     "Read more » Related: Click here.",
 ])
 def test_pages_of_labels_only_are_still_boilerplate(page):
-    batch = clean.STEP(_batch(page), StepSettings())
+    batch = run_step(clean.STEP, _batch(page), StepSettings())
     assert not batch.docs
     assert [r.reason for r in batch.rejects] == ["boilerplate_only"]
 
@@ -116,7 +116,7 @@ def test_pages_of_labels_only_are_still_boilerplate(page):
 ])
 def test_prose_that_holds_a_label_is_kept_intact(prose):
     assert cut_furniture(prose) == (prose, [])
-    batch = clean.STEP(_batch(prose), StepSettings())
+    batch = run_step(clean.STEP, _batch(prose), StepSettings())
     assert not batch.rejects
     (doc,) = batch.docs
     assert doc.sentences == [prose] and FURNITURE_KEY not in doc.meta

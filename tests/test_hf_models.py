@@ -145,6 +145,8 @@ def test_rows_record_model_revision_and_generation_parameters(hf_run, models):
     assert json.loads(sent["params"])["label_map"] == {"NEGATIVE": "negative",
                                                        "POSITIVE": "positive"}
     assert summary["models"]["summarizer"] == summ
+    # neither model reads embeddings: no embed step, no encoder loaded or recorded
+    assert prov["encoder"] is None and summary["models"]["encoder"] is None
 
 
 def test_two_label_sentiment_fills_the_same_fields_as_the_builtins(hf_run):

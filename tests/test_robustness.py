@@ -13,6 +13,7 @@ import pytest
 from flows.config import DigestConfig
 from tasks.io.ingest import batched, iter_items, retry_transient
 from tasks.models.summarizers import is_boilerplate_only
+from tasks.pipeline import run_step
 from tasks.record import Document
 from tasks.runtime.secrets import REDACTED, install_redaction, redact
 from tasks.steps import clean, language, summarize
@@ -29,7 +30,7 @@ ENGLISH = ("The central bank raised interest rates by half a percentage point on
 
 def _batch(*texts: str) -> Batch:
     docs = [Document(doc_id=f"d{i}", source=f"s{i}", raw_text=t) for i, t in enumerate(texts)]
-    return clean.STEP(Batch(seq=0, docs=docs, n_items=len(docs)), StepSettings())
+    return run_step(clean.STEP, Batch(seq=0, docs=docs, n_items=len(docs)), StepSettings())
 
 
 def test_language_is_detected_and_short_texts_are_undetermined():
@@ -44,7 +45,8 @@ def test_language_is_detected_and_short_texts_are_undetermined():
 
 @pytest.mark.parametrize("policy", ["keep", "reject"])
 def test_non_english_is_kept_and_flagged_or_rejected_by_configuration(policy):
-    batch = language.STEP(_batch(ENGLISH, FRENCH, "Stocks fall."), StepSettings(non_english=policy))
+    batch = run_step(language.STEP, _batch(ENGLISH, FRENCH, "Stocks fall."),
+                     StepSettings(non_english=policy))
     langs = {d.source: d.language for d in batch.docs}
     assert langs["s0"] == "en" and langs["s2"] == UNDETERMINED  # never rejected for brevity
     if policy == "keep":
@@ -64,7 +66,7 @@ def test_the_non_english_option_is_validated():
 def test_short_texts_are_their_own_summary_and_say_so():
     batch = _batch("Oil prices jump after the storm.",
                    "Shares fell. Bonds rose. Gold was flat.")
-    batch = summarize.STEP(batch, StepSettings())  # short only: no model call needed
+    batch = run_step(summarize.STEP, batch, StepSettings())  # short only: no model call needed
     for doc in batch.docs:
         assert doc.summary_method == "whole_text"
         assert doc.summary == " ".join(doc.sentences)

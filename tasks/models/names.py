@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 from tasks.models.encoder import Encoder
 from tasks.models.entity_sentiment import EntitySentiment
 from tasks.models.lead import LEAD_SENTENCES
-from tasks.models.registry import DEFAULT_ENCODER
+from tasks.models.registry import DEFAULT_ENCODER, ModelError
 from tasks.models.sentence_encoders import load_sentence_encoder
 from tasks.models.sentiment import (
     DEFAULT_SENTIMENT,
-    HEAD_NAME,
     LORA_NAME,
+    LoraSentiment,
     load_sentiment,
 )
 from tasks.models.sentiment import (
@@ -23,6 +23,7 @@ from tasks.models.sentiment import (
 from tasks.models.sentiment_base import SentimentModel
 from tasks.models.summarizers import (
     DEFAULT_SUMMARIZER,
+    ExtractiveParams,
     Summarizer,
     load_summarizer,
 )
@@ -49,19 +50,64 @@ class ModelNames:
     # "onnx": the MiniLM encoder and the LoRA sentiment model on ONNX Runtime
     # (tasks.models.onnx_backend), or "torch"; other models keep their own backend.
     backend: str = DEFAULT_BACKEND
+    # The embed step's encoder, whose sentence vectors the extractive summariser reads
+    # (a sentence-encoder name, or "minilm-lora": the LoRA model's adapted encoder); None:
+    # chosen from the sentiment model (`encoder`).
+    summarizer_encoder: str | None = None
 
     @property
     def encoder(self) -> str:
-        """The encoder of the embed step: the adapted encoder of the LoRA sentiment model (one
-        pass gives the summariser's vectors and the sentiment logits), except for the
-        embedding-head model, which reads the base MiniLM it was trained on."""
-        return DEFAULT_ENCODER if self.sentiment == HEAD_NAME else LORA_NAME
+        """The encoder of the embed step: `summarizer_encoder` when chosen; else, with the
+        built-in LoRA sentiment model, its adapted encoder (one pass gives the summariser's
+        vectors and the sentiment logits: `shared_pass`); else the base MiniLM, which the
+        embedding-head model was trained on, so that a Hugging Face sentiment model never
+        loads the built-in adapter."""
+        if self.summarizer_encoder is not None:
+            return self.summarizer_encoder
+        return LORA_NAME if self.sentiment == LORA_NAME else DEFAULT_ENCODER
 
     @property
     def embed_window(self) -> int | None:
-        """How many leading sentences the embed step encodes: the lead the summariser reads,
-        or all for the embedding-head model (it pools every sentence)."""
+        """How many leading sentences the embed step encodes: the lead
+        (`tasks.models.lead.LEAD_SENTENCES`, which the summariser and the LoRA sentiment
+        model read too), or all for the embedding-head model (it pools every sentence)."""
         return None if self.sentiment in SENTIMENT_READS_EMBEDDINGS else LEAD_SENTENCES
+
+    def check(self) -> None:
+        """Fail, before any work, when the models that share the embed step's pass would read
+        other sentences than it encodes (known from the names and classes, nothing loaded).
+
+        In the shared pass the sentiment model must read exactly the embed window (else its
+        logits of the lead are not the ones it pools, and it would quietly run the lead
+        again); the extractive summariser must read no more than the window."""
+        if self.sentiment in SENTIMENT_READS_EMBEDDINGS and self.encoder != DEFAULT_ENCODER:
+            raise ModelError(f"the sentiment model {self.sentiment!r} reads the embeddings of "
+                             f"{DEFAULT_ENCODER!r}, the encoder it was trained on; the "
+                             f"summariser's encoder cannot be {self.encoder!r} with it")
+        window = self.embed_window
+        if self.shared_pass and LoraSentiment.read_sentences != window:
+            raise ModelError(
+                f"the sentiment model {self.sentiment!r} reads {LoraSentiment.read_sentences} "
+                f"sentences but the embed step encodes {window} for both models; they must "
+                "agree (tasks/models/lead.py LEAD_SENTENCES)")
+        if self.needs_embeddings and self.summarizer in SUMMARIZER_READS_EMBEDDINGS:
+            # (an option of None is no option: `load_summarizer` drops it)
+            read = (dict(self.summarizer_options).get("read_sentences")
+                    or ExtractiveParams().read_sentences)
+            if window is not None and (read is None or read > window):
+                raise ModelError(
+                    f"the summariser {self.summarizer!r} reads {read or 'all'} sentences but "
+                    f"the embed step encodes {window}; it must read at most the embed window "
+                    "(tasks/models/lead.py LEAD_SENTENCES)")
+
+    @property
+    def shared_pass(self) -> bool:
+        """Whether the embed step's one encoder pass also gives the sentiment logits: the
+        sentiment model is the built-in LoRA model and its adapted encoder is the embed
+        step's encoder. The embed step then keeps the logits (`sentence_logits`) and the
+        sentiment step runs only the titles; both steps read this, and declare it."""
+        return (self.needs_embeddings and self.sentiment == LORA_NAME
+                and self.encoder == LORA_NAME)
 
     @property
     def needs_embeddings(self) -> bool:

@@ -248,6 +248,8 @@ def dataset_stats(shards: list[Shard], top: int = 10) -> dict[str, Any]:
                   for m in ("encoder", "summarizer", "sentiment_model", "entity_model")}
         if models["entity_model"]["name"] is None:  # entities off, or shards older than it
             del models["entity_model"]
+        if models["encoder"]["name"] is None:  # no step read embeddings (no embed step)
+            del models["encoder"]
         runs.append({"run_id": row["p.run_id"], "rows": row["p.run_id_count"],
                      "textdigest_version": row["p.textdigest_version"], "models": models})
     runs.sort(key=lambda r: r["run_id"])

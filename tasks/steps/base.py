@@ -1,22 +1,21 @@
 """What every step shares: the `Step` protocol, the `Batch` it transforms, and its settings.
 
 A step is a plain object with a name (its Prefect task name and timing key), the `Document`
-fields it needs and provides, whether a run's settings enable it, a `setup` that loads its
-models once per process (cached, so a Dask worker pays it once), and a call that takes a
-`Batch` and returns it. Steps know nothing of Prefect: the flow wraps each one in a task,
-`tasks.pipeline.process_batch` calls them in a loop, and the benches do the same.
+fields it needs, provides and keeps only as scratch, whether a run's settings enable it, a
+`setup` that loads its models once per process (cached, so a Dask worker pays it once), and
+`process(docs, settings)`, which fills in its fields on a list of documents. Steps know
+nothing of Prefect, timing or failures: `tasks.pipeline.run_step` is the one wrapper that
+times a step and isolates a failing document as a `<step>_failed` reject; the flow wraps
+that in a task of the step's name, `process_batch` calls it in a loop, and the benches too.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from tasks.models.names import ModelNames
-from tasks.record import Document, Reject, excerpt
-from tasks.runtime.secrets import redact
+from tasks.record import Document, Reject
 from tasks.steps.sentences import MAX_MODEL_CHARS
 
 
@@ -51,59 +50,65 @@ class Step(Protocol):
     """One stage of the pipeline (see the module docstring)."""
 
     name: str
-    needs: tuple[str, ...]  # Document fields read (set by ingest or an earlier step)
-    provides: tuple[str, ...]  # Document fields written
+    needs: tuple[str, ...]  # Document fields read (set by ingest or an earlier step), always
+    provides: tuple[str, ...]  # Document fields written, always
+    scratch: tuple[str, ...]  # fields written for later steps only: dropped after the last
 
     def enabled(self, settings: StepSettings) -> bool:
         """Whether this run uses the step at all."""
+        ...
+
+    def needs_for(self, settings: StepSettings) -> tuple[str, ...]:
+        """The fields this run's step reads: `needs` and any its chosen models add."""
+        ...
+
+    def provides_for(self, settings: StepSettings) -> tuple[str, ...]:
+        """The fields this run's step writes: `provides` and any its chosen models add."""
         ...
 
     def setup(self, settings: StepSettings) -> None:
         """Load what the step needs (models), once per process; later calls are free."""
         ...
 
-    def __call__(self, batch: Batch, settings: StepSettings) -> Batch:
-        """Process every document of the batch; failures become rejects, not exceptions."""
+    def process(self, docs: list[Document], settings: StepSettings) -> None:
+        """Fill in the step's fields on every document, in place. It may raise: the wrapper
+        then runs it again one document at a time, so it must not depend on its batch."""
+        ...
+
+    def screen(self, doc: Document, settings: StepSettings) -> Reject | None:
+        """After `process`: the reject for a document that must go no further, else None."""
         ...
 
 
 class BaseStep:
-    """Defaults for a step: always enabled, nothing to set up."""
+    """Defaults for a step: always enabled, needs and provides as declared, nothing to set
+    up, no scratch, no screening."""
 
     name: str = ""
     needs: tuple[str, ...] = ()
     provides: tuple[str, ...] = ()
+    scratch: tuple[str, ...] = ()
 
     def enabled(self, settings: StepSettings) -> bool:
         return True
 
+    def needs_for(self, settings: StepSettings) -> tuple[str, ...]:
+        return self.needs
+
+    def provides_for(self, settings: StepSettings) -> tuple[str, ...]:
+        return self.provides
+
     def setup(self, settings: StepSettings) -> None:
+        return None
+
+    def process(self, docs: list[Document], settings: StepSettings) -> None:
+        raise NotImplementedError
+
+    def screen(self, doc: Document, settings: StepSettings) -> Reject | None:
         return None
 
     def __repr__(self) -> str:
         return f"<step {self.name}>"
-
-
-def guarded(batch: Batch, step: str, fn: Callable[[list[Document]], object]) -> Batch:
-    """Run `fn` on the whole batch; on failure isolate the failing documents as rejects
-    (`<step>_failed`), so one bad document never costs the batch."""
-    start = time.perf_counter()
-    try:
-        fn(batch.docs)
-    except Exception:  # noqa: BLE001 - fall back to one document at a time
-        kept = []
-        for doc in batch.docs:
-            try:
-                fn([doc])
-                kept.append(doc)
-            except Exception as exc:  # noqa: BLE001 - the reason goes into the reject row
-                batch.rejects.append(
-                    Reject(doc.source, f"{step}_failed", redact(f"{type(exc).__name__}: {exc}"),
-                           excerpt(doc.raw_text), doc.doc_id)
-                )
-        batch.docs = kept
-    add_time(batch, step, time.perf_counter() - start)
-    return batch
 
 
 def add_time(batch: Batch, step: str, seconds: float) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from tasks.models.summarizers import is_boilerplate_only
 from tasks.record import Document, Reject, excerpt
-from tasks.steps.base import BaseStep, Batch, StepSettings, guarded
+from tasks.steps.base import BaseStep, StepSettings
 from tasks.steps.furniture import cut_furniture
 from tasks.steps.header import parse_header
 from tasks.steps.sentences import (
@@ -122,21 +122,12 @@ class Clean(BaseStep):
     needs = ("raw_text", "title", "meta")
     provides = ("text", "published_date", "dateline", "agency", "sentences")
 
-    def __call__(self, batch: Batch, settings: StepSettings) -> Batch:
-        def run(docs: list[Document]) -> None:
-            for doc in docs:
-                clean_document(doc, settings.max_model_chars)
+    def process(self, docs: list[Document], settings: StepSettings) -> None:
+        for doc in docs:
+            clean_document(doc, settings.max_model_chars)
 
-        batch = guarded(batch, self.name, run)
-        kept = []
-        for doc in batch.docs:
-            reject = _nothing_to_read(doc)
-            if reject is None:
-                kept.append(doc)
-            else:
-                batch.rejects.append(reject)
-        batch.docs = kept
-        return batch
+    def screen(self, doc: Document, settings: StepSettings) -> Reject | None:
+        return _nothing_to_read(doc)
 
 
 def _nothing_to_read(doc: Document) -> Reject | None:

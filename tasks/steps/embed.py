@@ -6,7 +6,7 @@ import numpy as np
 
 from tasks.models.encoder import Encoder
 from tasks.record import Document
-from tasks.steps.base import BaseStep, Batch, StepSettings, guarded
+from tasks.steps.base import BaseStep, StepSettings
 
 
 def embed_sentences(docs: list[Document], encoder: Encoder, window: int | None = None,
@@ -40,23 +40,25 @@ class Embed(BaseStep):
 
     name = "embed"
     needs = ("sentences",)
-    provides = ("embeddings", "sentence_logits")
+    provides = ("embeddings",)
     # working data: dropped before the batch goes to the writer
     scratch = ("embeddings", "sentence_logits")
 
     def enabled(self, settings: StepSettings) -> bool:
         return settings.models.needs_embeddings
 
+    def provides_for(self, settings: StepSettings) -> tuple[str, ...]:
+        # the sentiment logits of the same pass, when its encoder is the sentiment model
+        return (*self.provides, "sentence_logits") if settings.models.shared_pass \
+            else self.provides
+
     def setup(self, settings: StepSettings) -> None:
         settings.models.load_encoder()
 
-    def __call__(self, batch: Batch, settings: StepSettings) -> Batch:
+    def process(self, docs: list[Document], settings: StepSettings) -> None:
         models = settings.models
-        encoder = models.load_encoder()
-        # One pass for both models: the encoder is the sentiment model object itself.
-        one_pass = encoder is models.load_sentiment()
-        return guarded(batch, self.name, lambda docs: embed_sentences(
-            docs, encoder, models.embed_window, keep_logits=one_pass))
+        embed_sentences(docs, models.load_encoder(), models.embed_window,
+                        keep_logits=models.shared_pass)
 
 
 STEP = Embed()

@@ -21,7 +21,7 @@ from tasks.models.entity_finder import MARKET_TYPE, RULE_TYPE, Span
 from tasks.models.lead import ENTITY_SENTENCES
 from tasks.models.sentiment_base import NEWS_POOLING, label_indices
 from tasks.record import SENTIMENT_LABELS, Document
-from tasks.steps.base import BaseStep, Batch, StepSettings, guarded
+from tasks.steps.base import BaseStep, StepSettings
 
 WATCHLIST_TYPE = "watchlist"  # a watchlist name the finder did not type
 Watchlist = tuple[tuple[str, ...], ...]  # entries; each its aliases, the first the name
@@ -192,12 +192,10 @@ class Entities(BaseStep):
         load_finder()
         settings.models.load_entity_model()
 
-    def __call__(self, batch: Batch, settings: StepSettings) -> Batch:
+    def process(self, docs: list[Document], settings: StepSettings) -> None:
         from tasks.models.entity_finder import load_finder
 
-        finder, model = load_finder(), settings.models.load_entity_model()
-        return guarded(batch, self.name,
-                       lambda docs: entities_of(docs, finder, model, settings.watchlist))
+        entities_of(docs, load_finder(), settings.models.load_entity_model(), settings.watchlist)
 
 
 STEP = Entities()

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import functools
 import threading
-import time
 from dataclasses import dataclass
 
-from tasks.record import Reject, excerpt
-from tasks.steps.base import BaseStep, Batch, StepSettings, add_time
+from tasks.record import Document, Reject, excerpt
+from tasks.steps.base import BaseStep, StepSettings
 
 UNDETERMINED = "und"  # ISO 639-2 code for "undetermined", the usual tag for this case
 MIN_LETTERS = 20  # fewer letters than this: a headline fragment, a number, a name
@@ -62,22 +61,17 @@ class DetectLanguage(BaseStep):
     needs = ("text",)
     provides = ("language", "language_score")
 
-    def __call__(self, batch: Batch, settings: StepSettings) -> Batch:
-        start = time.perf_counter()
-        kept = []
-        for doc in batch.docs:
+    def process(self, docs: list[Document], settings: StepSettings) -> None:
+        for doc in docs:
             lang = detect_language(doc.text)
             doc.language, doc.language_score = lang.code, lang.score
-            if settings.non_english == "reject" and lang.code not in ("en", UNDETERMINED):
-                batch.rejects.append(
-                    Reject(doc.source, "not_english",
-                           f"language {lang.code} (p={lang.score:.2f}); the models read English",
-                           excerpt(doc.text), doc.doc_id))
-            else:
-                kept.append(doc)
-        batch.docs = kept
-        add_time(batch, self.name, time.perf_counter() - start)
-        return batch
+
+    def screen(self, doc: Document, settings: StepSettings) -> Reject | None:
+        if settings.non_english == "reject" and doc.language not in ("en", UNDETERMINED):
+            return Reject(doc.source, "not_english",
+                          f"language {doc.language} (p={doc.language_score:.2f}); the models "
+                          "read English", excerpt(doc.text), doc.doc_id)
+        return None
 
 
 STEP = DetectLanguage()

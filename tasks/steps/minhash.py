@@ -6,14 +6,13 @@ The near-duplicate index that reads them is tasks.io.near_duplicates.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterable
 
 import numpy as np
 from datasketch import MinHash
 
 from tasks.record import Document
-from tasks.steps.base import BaseStep, Batch, StepSettings, add_time
+from tasks.steps.base import BaseStep, StepSettings
 
 NUM_PERM = 128
 SHINGLE_WORDS = 5
@@ -55,8 +54,6 @@ def no_words(sig: np.ndarray) -> bool:
     return bool((sig == np.iinfo(np.uint32).max).all())
 
 
-
-
 class MinHashSign(BaseStep):
     """Near-duplicate signatures of the cleaned text, computed where the batch runs; the
     writer checks them against the index in input order (`tasks.io.near_duplicates`)."""
@@ -68,11 +65,8 @@ class MinHashSign(BaseStep):
     def enabled(self, settings: StepSettings) -> bool:
         return settings.near_duplicates
 
-    def __call__(self, batch: Batch, settings: StepSettings) -> Batch:
-        start = time.perf_counter()
-        sign_documents(batch.docs)
-        add_time(batch, self.name, time.perf_counter() - start)
-        return batch
+    def process(self, docs: list[Document], settings: StepSettings) -> None:
+        sign_documents(docs)
 
 
 STEP = MinHashSign()

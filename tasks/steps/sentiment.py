@@ -6,7 +6,8 @@ pooling of sentences into a document live in `tasks.models`.
 
 from __future__ import annotations
 
-from tasks.steps.base import BaseStep, Batch, StepSettings, guarded
+from tasks.record import Document
+from tasks.steps.base import BaseStep, StepSettings
 
 
 class Sentiment(BaseStep):
@@ -16,11 +17,17 @@ class Sentiment(BaseStep):
     needs = ("sentences", "title")
     provides = ("sentiment", "sentiment_score", "sentiment_probs")
 
+    def needs_for(self, settings: StepSettings) -> tuple[str, ...]:
+        # In the shared pass the embed step has run the lead through this very model: the
+        # step reads those logits and runs only the titles (`LoraSentiment.score`).
+        return (*self.needs, "sentence_logits") if settings.models.shared_pass \
+            else self.needs
+
     def setup(self, settings: StepSettings) -> None:
         settings.models.load_sentiment()
 
-    def __call__(self, batch: Batch, settings: StepSettings) -> Batch:
-        return guarded(batch, self.name, settings.models.load_sentiment().score)
+    def process(self, docs: list[Document], settings: StepSettings) -> None:
+        settings.models.load_sentiment().score(docs)
 
 
 STEP = Sentiment()

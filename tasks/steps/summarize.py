@@ -7,7 +7,7 @@ or distort it. The summarisers themselves live in `tasks.models.summarizers`.
 from __future__ import annotations
 
 from tasks.record import Document
-from tasks.steps.base import BaseStep, Batch, StepSettings, guarded
+from tasks.steps.base import BaseStep, StepSettings
 
 SHORT_TEXT_WORDS = 25  # under this many words (or one sentence) a text is its own summary
 
@@ -27,25 +27,21 @@ class Summarize(BaseStep):
     def setup(self, settings: StepSettings) -> None:
         settings.models.load_summarizer()
 
-    def __call__(self, batch: Batch, settings: StepSettings) -> Batch:
-        summarizer = settings.models.load_summarizer()
-
-        def run(docs: list[Document]) -> None:
-            long_docs = []
-            for doc in docs:
-                if is_short_text(doc):
-                    doc.summary = " ".join(s.strip() for s in doc.sentences)
-                    doc.summary_sentence_ids = list(range(len(doc.sentences)))
-                    doc.summary_chunks = None
-                    doc.summary_method = "whole_text"
-                else:
-                    long_docs.append(doc)
-            if long_docs:
-                summarizer.summarize(long_docs)
-                for doc in long_docs:
-                    doc.summary_method = doc.summary_method or summarizer.name
-
-        return guarded(batch, self.name, run)
+    def process(self, docs: list[Document], settings: StepSettings) -> None:
+        long_docs = []
+        for doc in docs:
+            if is_short_text(doc):
+                doc.summary = " ".join(s.strip() for s in doc.sentences)
+                doc.summary_sentence_ids = list(range(len(doc.sentences)))
+                doc.summary_chunks = None
+                doc.summary_method = "whole_text"
+            else:
+                long_docs.append(doc)
+        if long_docs:
+            summarizer = settings.models.load_summarizer()
+            summarizer.summarize(long_docs)
+            for doc in long_docs:
+                doc.summary_method = doc.summary_method or summarizer.name
 
 
 STEP = Summarize()
