@@ -65,14 +65,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     model = ModelNames(backend=args.backend).load_entity_model()
     probs = model.probs([(r["sentence"], ((int(r["from"]), int(r["to"])),)) for r in rows])
     probs = np.concatenate(probs) if probs else np.zeros((0, 3), dtype=np.float32)
-    pred = label_indices(probs, model.band) - 1  # 0/1/2 -> -1/0/1
+    pred = (probs.argmax(axis=1) if model.band is None
+            else label_indices(probs, model.band)) - 1  # 0/1/2 -> -1/0/1
     out = {"rows": len(rows), "backend": args.backend, "neutral_band": model.band}
     if rows and all("polarity" in r for r in rows):
         y = np.array([int(r["polarity"]) + 1 for r in rows])
-        banded = three_class_metrics(probs, y, model.band)
-        argmax = three_class_metrics(probs, y)
-        out |= {"accuracy": banded["accuracy"], "macro_f1": banded["macro_f1"],
-                "argmax_accuracy": argmax["accuracy"], "argmax_macro_f1": argmax["macro_f1"]}
+        ruled = three_class_metrics(probs, y, model.band)  # the column's label rule
+        out |= {"accuracy": ruled["accuracy"], "macro_f1": ruled["macro_f1"],
+                "recall": ruled["recall"], "confusion": ruled["confusion"]}
     if args.predictions:
         with args.predictions.open("w", encoding="utf-8") as fh:
             for r, k, pr in zip(rows, pred, probs, strict=True):

@@ -176,7 +176,8 @@ COLUMN_DOCS = {
                 "`name` as first written, `type` (organization, person, place, group, "
                 "product, market, name; watchlist: a listed name the finder did not type), "
                 "`mentions`, and the news's `sentiment` towards it with its `score` "
-                "p(positive) − p(negative) (the entity model's neutral band); empty when none "
+                "p(positive) − p(negative) (the label by the entity model's rule, see its "
+                "card entry); empty when none "
                 "is found, null when the entities step was off",
 }
 

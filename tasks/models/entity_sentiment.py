@@ -94,7 +94,9 @@ class EntitySentiment:
                              f"{SENTIMENT_LABELS}")
         self.max_length = int(self.config["max_length"])
         self.temperature = float(self.config["temperature"])
-        self.band = float(self.config["neutral_band"])
+        # None: labels by arg-max (config.json `label_rule` says why)
+        band = self.config.get("neutral_band")
+        self.band = None if band is None else float(band)
         self.span_layers = tuple(int(k) for k in self.config["features"]["span_layers"])
         base_ref = resolve_encoder(DEFAULT_ENCODER)
         trained_on = self.config["base_model"]["revision"]
