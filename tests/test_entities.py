@@ -90,7 +90,7 @@ def test_two_companies_with_opposite_news_are_told_apart(offline):
     for both) gets 0 and 0. The issue's goal, opposite signs for all, is not reached yet."""
     _, _, docs = offline
     order = signs = 0
-    for doc, (title, good, bad) in zip(docs, OPPOSITE, strict=True):
+    for doc, (_, good, bad) in zip(docs, OPPOSITE, strict=True):
         names = _by_name(doc)
         order += names[good]["score"] > names[bad]["score"]
         signs += names[good]["score"] > 0 > names[bad]["score"]

@@ -43,7 +43,8 @@ crude oil brent wti petrol diesel gas natural-gas coal sugar wheat rice cotton c
 soybean soybeans corn palm rubber jute pepper turmeric cardamom tea
 rupee dollar euro yen yuan pound sterling franc rouble ruble rupiah peso bitcoin
 sensex nifty nasdaq dow ftse nikkei
-equity equities bond bonds gilts treasuries bullion commodity commodities banks banking lenders insurers pharma auto autos realty tech telecom infra
+equity equities bond bonds gilts treasuries bullion commodity commodities
+banks banking lenders insurers pharma auto autos realty tech telecom infra
 infrastructure cement power energy metal metals mining miners aviation airlines
 """.split())  # noqa: SIM905 - a word list reads best as text
 _MONTHS_DAYS = frozenset("""january february march april may june july august september october
