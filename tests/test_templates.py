@@ -226,8 +226,10 @@ def test_card_states_each_sentiment_models_data_licences_and_rule_from_its_metad
             assert dataset in entry, f"{name}: training set {dataset} not in the card"
             assert f"  - {d['licence']}\n" in entry, f"{name}: the licence of {dataset}"
             assert f"- {d['licence']}\n" in licence_section
-        if "neutral_band" in meta:
+        if meta.get("neutral_band") is not None:
             assert f"{meta['label_rule']} (neutral_band = {meta['neutral_band']})" in entry
+        elif "label_rule" in meta:  # minilm-entity: arg-max, its rule says why
+            assert meta["label_rule"] in entry and "neutral_band =" not in entry
         else:  # EmbeddingHeadSentiment: set_sentiment without a band takes the arg-max
             assert "arg-max" in entry and "neutral_band" not in entry
     assert "arg-max of the probabilities" not in card.text  # the old, wrong column note
