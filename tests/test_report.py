@@ -241,3 +241,36 @@ def test_a_run_that_fails_its_checks_still_says_why_in_its_artifacts(prefect_har
     md = _artifacts(manifest["flow_run_id"])["digest-summary"].data
     assert "**Status:** failed" in md and "max-reject-ratio" in md
     assert (tmp_path / "data" / "report.html").is_file()  # the report shows what went wrong
+
+
+def test_report_names_the_most_mentioned_and_the_best_and_worst_news_entities(tmp_path):
+    """Entities aggregated over documents by name: documents, mentions, mean score; the most
+    positive and negative of those named in two or more documents; older shards (no column)
+    and --no-entities rows (null) count as none."""
+    def ent(name, score, mentions=1):
+        return {"name": name, "type": "organization", "mentions": mentions,
+                "sentiment": "positive" if score > 0 else "negative", "score": score}
+
+    rows = [[ent("Tesco", 0.6, 2), ent("Sainsbury", -0.4)], [ent("tesco", 0.2), ent("Asda", 0.9)],
+            [ent("Sainsbury", -0.8), ent("Barclays", -0.1)], [ent("Barclays", -0.3)], None]
+    docs = [Document(doc_id=f"e{i}", source="s", raw_text="x", text="t", summary="s",
+                     sentiment="neutral", sentiment_score=0.0, sentiment_probs=(0.2, 0.6, 0.2),
+                     entities=e) for i, e in enumerate(rows)]
+    prov = {"run_id": "r", "textdigest_version": "0", "processed_at": dt.datetime.now(dt.UTC),
+            "cleaner": "{}", **{k: {"name": "m", "revision": "r", "params": "{}"}
+                                for k in ("encoder", "summarizer", "sentiment_model")}}
+    (tmp_path / "documents").mkdir()
+    table = documents_to_table(docs, prov)
+    pq.write_table(table, tmp_path / "documents" / "part-0.parquet")
+    pq.write_table(table.drop_columns(["entities"]).slice(0, 1),  # an older shard
+                   tmp_path / "documents" / "part-1.parquet")
+    stats = compute_stats(load_output(tmp_path))["entities"]
+    top = {r["name"]: r for r in stats["top"]}
+    # by documents, then mentions: Tesco (2, 3) before Barclays and Sainsbury (2, 2)
+    assert [r["name"] for r in stats["top"][:3]] == ["Tesco", "Barclays", "Sainsbury"]
+    assert top["Tesco"]["documents"] == 2 and top["Tesco"]["mentions"] == 3
+    assert top["Tesco"]["mean_score"] == pytest.approx(0.4)
+    assert [r["name"] for r in stats["positive"]] == ["Tesco"]  # Asda: one document only
+    assert [r["name"] for r in stats["negative"]] == ["Sainsbury", "Barclays"]
+    html = write_report(tmp_path).read_text(encoding="utf-8")
+    assert 'id="entities"' in html and "Sainsbury" in html
