@@ -10,8 +10,6 @@ the gold name's first occurrence. Also prints spans per headline and millisecond
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
 import json
 import re
 import time
@@ -22,16 +20,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def heldout_headlines(path: Path) -> list[tuple[str, list[str]]]:
-    rows = []
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter="\t")
-        next(reader, None)
-        for row in reader:
-            if len(row) < 3 or not row[0].strip():
-                continue
-            if int(hashlib.sha256(row[0].strip().encode("utf-8")).hexdigest(), 16) % 10 == 0:
-                rows.append((row[0], list(json.loads(row[2]))))
-    return rows
+    """(headline, gold entity names) of the entity held-out split."""
+    from tasks.training.entity_data import entity_heldout, sentfin_rows
+
+    return [(text, list(entities)) for text, _, entities in sentfin_rows(path)
+            if entity_heldout(text)]
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.models.registry import ASSETS, DEFAULT_ENCODER, ModelError, file_digest, resolve_encoder
+from tasks.models.registry import ASSETS, ModelError, adapter_base, file_digest
 from tasks.models.rowwise import ROWS_ALONE, RowCache
 from tasks.record import SENTIMENT_LABELS
 
@@ -98,11 +98,7 @@ class EntitySentiment:
         band = self.config.get("neutral_band")
         self.band = None if band is None else float(band)
         self.span_layers = tuple(int(k) for k in self.config["features"]["span_layers"])
-        base_ref = resolve_encoder(DEFAULT_ENCODER)
-        trained_on = self.config["base_model"]["revision"]
-        if trained_on.split(";")[-1] != base_ref.revision.split(";")[-1]:
-            raise ModelError(f"adapter in {folder} was trained on base weights {trained_on}, "
-                             f"but the installed base is {base_ref.revision}")
+        base_ref = adapter_base(self.config, folder)
         self.base_revision = base_ref.revision
         self.base_path = base_ref.path
         self.digests = {"adapter": file_digest(folder / "adapter_model.safetensors"),

@@ -79,6 +79,17 @@ def resolve_encoder(name: str = DEFAULT_ENCODER) -> ModelRef:
     return resolve_local(name)
 
 
+def adapter_base(config: dict, folder: Path) -> ModelRef:
+    """The installed base MiniLM, after checking that the adapter in `folder` (its
+    config.json as `config`) was trained on these very weights."""
+    base_ref = resolve_encoder(DEFAULT_ENCODER)
+    trained_on = config["base_model"]["revision"]
+    if trained_on.split(";")[-1] != base_ref.revision.split(";")[-1]:
+        raise ModelError(f"adapter in {folder} was trained on base weights {trained_on}, "
+                         f"but the installed base is {base_ref.revision}")
+    return base_ref
+
+
 def resolve_local(name: str) -> ModelRef:
     """A model folder on disk; its revision is the digest of its weights."""
     path = Path(name).expanduser()

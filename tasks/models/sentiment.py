@@ -26,8 +26,8 @@ from tasks.models.registry import (
     DEFAULT_ENCODER,
     ModelError,
     ModelRef,
+    adapter_base,
     file_digest,
-    resolve_encoder,
 )
 from tasks.models.rowwise import ROWS_ALONE, RowCache
 from tasks.models.sentiment_base import (
@@ -190,11 +190,7 @@ class LoraSentiment:
         self.temperature = float(self.config.get("temperature", 1.0))
         # Trained with a fitted neutral band: labels follow the score (`label_indices`).
         self.band = self.config.get("neutral_band")
-        base_ref = resolve_encoder(DEFAULT_ENCODER)
-        trained_on = self.config["base_model"]["revision"]
-        if trained_on.split(";")[-1] != base_ref.revision.split(";")[-1]:
-            raise ModelError(f"adapter in {folder} was trained on base weights {trained_on}, "
-                             f"but the installed base is {base_ref.revision}")
+        base_ref = adapter_base(self.config, folder)
         self.base_revision = base_ref.revision
         self.adapter_digest = file_digest(files[2])
         self.head_digest = file_digest(files[1])

@@ -61,33 +61,37 @@ def read_newsmtsc(path: Path) -> list[Mention]:
     return rows
 
 
-def read_sentfin(path: Path) -> tuple[dict[str, list[Mention]], int]:
-    """SEntFiN entities as mentions: {"train", "val", "heldout"} and how many had no span."""
-    out: dict[str, list[Mention]] = {"train": [], "val": [], "heldout": []}
-    missing = 0
+def sentfin_rows(path: Path):
+    """(headline, document label, {entity: label}) per SEntFiN row."""
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh, delimiter="\t")
         next(reader, None)
         for row in reader:
-            if len(row) < 3 or not row[0].strip():
+            if len(row) >= 3 and row[0].strip():
+                yield row[0], row[1].strip(), json.loads(row[2])
+
+
+def read_sentfin(path: Path) -> tuple[dict[str, list[Mention]], int]:
+    """SEntFiN entities as mentions: {"train", "val", "heldout"} and how many had no span."""
+    out: dict[str, list[Mention]] = {"train": [], "val": [], "heldout": []}
+    missing = 0
+    for text, doc_label, entities in sentfin_rows(path):
+        bucket = text_bucket(text)
+        agreed = doc_label in LABELS
+        if entity_heldout(text):
+            part = "heldout"
+        elif agreed and bucket >= 80:
+            continue  # the project's document held-out split: never trained on
+        else:
+            part = "val" if is_val(text) else "train"
+        seen = agreed and bucket < 80 and bucket % 20 != 0
+        for name, label in entities.items():
+            found = re.search(re.escape(name.strip()), text, flags=re.IGNORECASE)
+            if found is None or label not in LABELS:
+                missing += 1
                 continue
-            text, doc_label, entities = row[0], row[1].strip(), json.loads(row[2])
-            bucket = text_bucket(text)
-            agreed = doc_label in LABELS
-            if entity_heldout(text):
-                part = "heldout"
-            elif agreed and bucket >= 80:
-                continue  # the project's document held-out split: never trained on
-            else:
-                part = "val" if is_val(text) else "train"
-            seen = agreed and bucket < 80 and bucket % 20 != 0
-            for name, label in entities.items():
-                found = re.search(re.escape(name.strip()), text, flags=re.IGNORECASE)
-                if found is None or label not in LABELS:
-                    missing += 1
-                    continue
-                out[part].append(Mention(text, found.start(), found.end(), LABELS.index(label),
-                                         "sentfin", seen))
+            out[part].append(Mention(text, found.start(), found.end(), LABELS.index(label),
+                                     "sentfin", seen))
     return out, missing
 
 
