@@ -646,7 +646,11 @@ def arm_trained(ctx: Context, arm: str) -> dict[str, Any]:
     sets = ctx.encoded(marked=marked)
     train = sets[ENTITY_TRAIN[0]] + sets[ENTITY_TRAIN[1]]
     doc_head, doc_eval, notes = None, None, {}
-    if arm == "B":
+    if args.contrast:
+        extra = contrast_pairs(ctx.mentions["sentfin_train"], args.contrast, args.seed)
+        train = train + encode_mentions(tokenizer, extra, args.max_length, marked)
+        notes["contrast_rows"] = len(extra)
+    if arm == "B" and not args.entity_only:
         rows, doc_eval, notes = doc_data(args.train_dir, args.eval_dir, args.limit)
         if ctx.current_doc is None:
             frozen = load_encoder_model(args.base_dir, args.adapter_dir, trainable=False)
@@ -657,6 +661,8 @@ def arm_trained(ctx: Context, arm: str) -> dict[str, Any]:
             del frozen
         doc_head = load_doc_head(args.adapter_dir, hidden).to(args.device)
         train = encode_docs(tokenizer, rows, args.max_length) + train
+    if args.init_weights:
+        load_weights_into(args.init_weights, encoder, ent_head, doc_head)
     epochs = args.epochs if args.epochs else (args.epochs_b if arm == "B" else args.epochs_c)
     _log(f"  {arm}: {len(train.ids)} training rows, {epochs} epoch(s), spec {spec.name}")
     fit = train_joint(encoder, doc_head, ent_head, spec, train, ctx.pad, args, epochs)
@@ -690,6 +696,49 @@ def arm_trained(ctx: Context, arm: str) -> dict[str, Any]:
         torch.cuda.empty_cache()
     result["total_s"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def contrast_pairs(mentions: list[Mention], n: int, seed: int) -> list[Mention]:
+    """`n` pairs of training headlines that name one entity each, one good and one bad news,
+    joined into one sentence ("A gains as B slides"): two mentions whose labels come from
+    their own headline, so the other clause's tone must not decide them."""
+    by_text: dict[str, list[Mention]] = {}
+    for m in mentions:
+        by_text.setdefault(m.text, []).append(m)
+    single = [ms[0] for ms in by_text.values() if len(ms) == 1]
+    pos = [m for m in single if m.label == 2]
+    neg = [m for m in single if m.label == 0]
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        a, b = rng.choice(pos), rng.choice(neg)
+        if rng.random() < 0.5:
+            a, b = b, a
+        first = a.text.strip().rstrip(".")
+        joint = rng.choice((" as ", " while ", "; ", ", ", " but "))
+        second = b.text.strip()
+        second = second[0].lower() + second[1:] if joint in (" as ", " while ", " but ") \
+            and second[:1].isupper() and not second[:2].isupper() and b.start > 0 else second
+        text = first + joint + second
+        shift = len(first) + len(joint) - (len(b.text) - len(b.text.lstrip()))
+        out.append(Mention(text, a.start, a.end, a.label, "contrast"))
+        out.append(Mention(text, b.start + shift, b.end + shift, b.label, "contrast"))
+    return out
+
+
+def load_weights_into(path: Path, encoder, ent_head, doc_head) -> None:
+    """Continue from a saved checkpoint (`save_weights`): adapter, entity and document heads."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    adapter = {k[len("adapter."):]: v.float() for k, v in tensors.items()
+               if k.startswith("adapter.")}
+    set_peft_model_state_dict(encoder, adapter)
+    for prefix, module in (("entity_head.", ent_head), ("doc_head.", doc_head)):
+        if module is not None:
+            module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items()
+                                    if k.startswith(prefix)})
 
 
 def save_weights(path: Path, modules: dict[str, Any], meta: dict[str, Any],
@@ -751,6 +800,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                    help="bf16 autocast for B/C training on cuda (evaluation stays fp32)")
     p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--contrast", type=int, default=0,
+                   help="add N synthetic two-entity sentences joined from SEntFiN training "
+                        "headlines with opposite labels")
+    p.add_argument("--init-weights", type=Path, default=None,
+                   help="continue from a saved weights_<arm>.safetensors")
+    p.add_argument("--entity-only", action="store_true",
+                   help="arm B without the document rows (and without the document report)")
     p.add_argument("--spec", default=None, metavar="LAYERS:mean|nomean:cls|nocls:HEAD",
                    help="pin B/C's entity features instead of taking arm A's best, e.g. "
                         "-2,-1:mean:nocls:mlp (mention mean of the last two layers + sentence "
