@@ -75,7 +75,7 @@ class EntityFinder:
         self.nlp = spacy.load(SPACY_PACKAGE, exclude=list(SPACY_EXCLUDE),
                               disable=list(SPACY_DISABLE))
         # English words the lemmatizer knows: a capitalised first word that is not one of
-        # them ("Sebi", "Glencore") is a name even where the tagger doubts it.
+        # them ("Sebi", "Glencore") is a name even at the start of a sentence.
         tables = self.nlp.get_pipe("lemmatizer").lookups
         self.words = frozenset(w for ws in tables.get_table("lemma_index").values() for w in ws)
         self.version = f"{SPACY_MODEL}=={self.nlp.meta.get('version')}"
