@@ -4,12 +4,17 @@ and macro-F1.
     python -m bench.entity_eval --input ../shared/train/newsmtsc_dev_rw.jsonl \\
         [--predictions preds.jsonl] [--backend onnx|torch]
     python -m bench.entity_eval --sentfin ../shared/train/sentfin.tsv   # its held-out entities
+    python -m bench.entity_eval --headlines tests/data/two_entity_headlines.jsonl
 
 Input: the NewsMTSC format, one JSON object a line with `sentence`, `from`, `to`, `mention`
 and `polarity` (-1, 0, 1). Each mention runs alone through the entity model (ONNX int8 by
 default, as `textdigest run`); its label follows the model's neutral band, as the
 `entities` column's. `--predictions` writes one line per input row: `pred` (-1/0/1) and
 `score` (p(positive) - p(negative)), with the row's `id` when it has one.
+
+`--headlines`: one JSON object a line, `text` and `signs` ({name: 1 or -1}); runs the whole
+`entities` step (finder and model) on each text as a title and counts the names found, the
+signs right, and for two names of opposite news the right order and opposite signs.
 """
 
 from __future__ import annotations
@@ -46,6 +51,42 @@ def sentfin_rows(path: Path) -> list[dict]:
             for i, m in enumerate(heldout)]
 
 
+def headline_counts(path: Path, model) -> dict[str, object]:
+    """The `--headlines` figures (module docstring)."""
+    from tasks.models.entity_finder import load_finder
+    from tasks.record import Document
+    from tasks.steps.entities import entities_of
+
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    docs = [Document(doc_id=str(i), source=str(path), raw_text=r["text"], title=r["text"])
+            for i, r in enumerate(rows)]
+    entities_of(docs, load_finder(), model)
+    out = {"headlines": len(rows), "names": 0, "found": 0, "sign_right": 0, "opposite": 0,
+           "order_right": 0, "opposite_signs": 0, "rows": []}
+    for row, doc in zip(rows, docs, strict=True):
+        scores = {e["name"]: e["score"] for e in doc.entities}
+        got = {}
+        for name, sign in row["signs"].items():
+            out["names"] += 1
+            hit = next((v for k, v in scores.items() if name.casefold() in k.casefold()), None)
+            if hit is not None:
+                out["found"] += 1
+                got[name] = hit
+                out["sign_right"] += (hit > 0) == (sign > 0) and hit != 0
+        signs = row["signs"]
+        if sorted(signs.values()) == [-1, 1]:
+            out["opposite"] += 1
+            good = next(k for k, v in signs.items() if v > 0)
+            bad = next(k for k, v in signs.items() if v < 0)
+            if good in got and bad in got:
+                out["order_right"] += got[good] > got[bad]
+                out["opposite_signs"] += got[good] > 0 > got[bad]
+        out["rows"].append({"text": row["text"], "scores": {k: round(v, 3) for k, v in
+                                                            got.items()}})
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = p.add_mutually_exclusive_group(required=True)
@@ -53,16 +94,34 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     source.add_argument("--sentfin", type=Path,
                         help="SEntFiN TSV: score its held-out entities (hash split, "
                              "tasks.training.entity_data), each entity's first mention")
+    source.add_argument("--headlines", type=Path,
+                        help="JSONL of texts with the expected sign per name (docstring)")
     p.add_argument("--predictions", type=Path, default=None)
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
+    p.add_argument("--model-dir", type=Path, default=None,
+                   help="a packaged entity model folder to score with (torch), instead of "
+                        "the built-in one")
     args = p.parse_args(argv)
 
     from tasks.models.names import ModelNames
     from tasks.models.sentiment_base import label_indices
     from tasks.training.train_head import three_class_metrics
 
+    if args.model_dir:
+        from tasks.models.entity_sentiment import EntitySentiment
+
+        model, args.backend = EntitySentiment(args.model_dir), "torch"
+    else:
+        model = ModelNames(backend=args.backend).load_entity_model()
+    if args.headlines:
+        counts = headline_counts(args.headlines, model)
+        if args.predictions:
+            args.predictions.write_text("".join(json.dumps(r) + "\n" for r in counts["rows"]),
+                                        encoding="utf-8")
+        json.dump({k: v for k, v in counts.items() if k != "rows"}, sys.stdout)
+        print()
+        return counts
     rows = read_rows(args.input) if args.input else sentfin_rows(args.sentfin)
-    model = ModelNames(backend=args.backend).load_entity_model()
     probs = model.probs([(r["sentence"], ((int(r["from"]), int(r["to"])),)) for r in rows])
     probs = np.concatenate(probs) if probs else np.zeros((0, 3), dtype=np.float32)
     pred = (probs.argmax(axis=1) if model.band is None

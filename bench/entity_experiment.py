@@ -647,7 +647,8 @@ def arm_trained(ctx: Context, arm: str) -> dict[str, Any]:
     train = sets[ENTITY_TRAIN[0]] + sets[ENTITY_TRAIN[1]]
     doc_head, doc_eval, notes = None, None, {}
     if args.contrast:
-        extra = contrast_pairs(ctx.mentions["sentfin_train"], args.contrast, args.seed)
+        extra = contrast_pairs(ctx.mentions["sentfin_train"], args.contrast, args.seed,
+                               args.contrast_opposite)
         train = train + encode_mentions(tokenizer, extra, args.max_length, marked)
         notes["contrast_rows"] = len(extra)
     if arm == "B" and not args.entity_only:
@@ -686,7 +687,8 @@ def arm_trained(ctx: Context, arm: str) -> dict[str, Any]:
         modules = {"entity_head": ent_head} | ({"doc_head": doc_head} if doc_head else {})
         meta = {"arm": arm, "spec": asdict(spec), "lora": {**lora_cfg, "init": args.init,
                 "target_modules": "as tasks.training.train_sentiment.LORA_TARGETS"},
-                "marked": marked, "markers": [MARK_OPEN, MARK_CLOSE] if marked else None}
+                "marked": marked, "markers": [MARK_OPEN, MARK_CLOSE] if marked else None,
+                "argv": sys.argv[1:]}
         if report_t := (result.get("doc", {}).get("this_arm_full")):
             meta |= {"doc_temperature": report_t["temperature"],
                      "doc_neutral_band": report_t["neutral_band"]}
@@ -698,20 +700,27 @@ def arm_trained(ctx: Context, arm: str) -> dict[str, Any]:
     return result
 
 
-def contrast_pairs(mentions: list[Mention], n: int, seed: int) -> list[Mention]:
-    """`n` pairs of training headlines that name one entity each, one good and one bad news,
-    joined into one sentence ("A gains as B slides"): two mentions whose labels come from
-    their own headline, so the other clause's tone must not decide them."""
+def contrast_pairs(mentions: list[Mention], n: int, seed: int, opposite: float = 1.0
+                   ) -> list[Mention]:
+    """`n` sentences joined from two training headlines that name one entity each ("A gains
+    as B slides"): two mentions whose labels come from their own headline, so the other
+    clause's tone must not decide them. A share `opposite` of the pairs has one good and one
+    bad news; the rest draws both labels at random (same, neutral, or opposite again), so the
+    joined form itself does not teach "the two differ"."""
     by_text: dict[str, list[Mention]] = {}
     for m in mentions:
         by_text.setdefault(m.text, []).append(m)
     single = [ms[0] for ms in by_text.values() if len(ms) == 1]
-    pos = [m for m in single if m.label == 2]
-    neg = [m for m in single if m.label == 0]
+    by_label = {k: [m for m in single if m.label == k] for k in (0, 1, 2)}
     rng = random.Random(seed)
     out = []
     for _ in range(n):
-        a, b = rng.choice(pos), rng.choice(neg)
+        if rng.random() < opposite:
+            a, b = rng.choice(by_label[2]), rng.choice(by_label[0])
+        else:
+            a, b = (rng.choice(by_label[rng.choice((0, 1, 2))]) for _ in range(2))
+            if a.text == b.text:
+                continue
         if rng.random() < 0.5:
             a, b = b, a
         first = a.text.strip().rstrip(".")
@@ -731,7 +740,13 @@ def load_weights_into(path: Path, encoder, ent_head, doc_head) -> None:
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    tensors = load_file(str(path))
+    if path.is_dir():  # a packaged model folder (tasks/models/assets/entity-lora)
+        tensors = {f"adapter.{k}": v for k, v in
+                   load_file(str(path / "adapter_model.safetensors")).items()}
+        tensors |= {f"entity_head.{k}": v for k, v in
+                    load_file(str(path / "entity_head.safetensors")).items()}
+    else:
+        tensors = load_file(str(path))
     adapter = {k[len("adapter."):]: v.float() for k, v in tensors.items()
                if k.startswith("adapter.")}
     set_peft_model_state_dict(encoder, adapter)
@@ -802,9 +817,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--contrast", type=int, default=0,
                    help="add N synthetic two-entity sentences joined from SEntFiN training "
-                        "headlines with opposite labels")
+                        "headlines (see --contrast-opposite)")
+    p.add_argument("--contrast-opposite", type=float, default=1.0,
+                   help="share of --contrast pairs with one good and one bad news; the rest "
+                        "draw both labels at random")
     p.add_argument("--init-weights", type=Path, default=None,
-                   help="continue from a saved weights_<arm>.safetensors")
+                   help="continue from a saved weights_<arm>.safetensors or a packaged "
+                        "model folder (adapter and entity head)")
     p.add_argument("--entity-only", action="store_true",
                    help="arm B without the document rows (and without the document report)")
     p.add_argument("--spec", default=None, metavar="LAYERS:mean|nomean:cls|nocls:HEAD",

@@ -258,6 +258,46 @@ def load_variant(spec: str):
     return load_onnx_sentiment(spec) if backend == "onnx" else load_sentiment(spec)
 
 
+def entity_label_check(result: dict[str, Any], sets: dict[str, tuple[list[str], np.ndarray]]
+                       ) -> list[dict[str, Any]]:
+    """Texts where the finder names exactly one entity: the document label against that
+    entity's label (the `entities` column, ONNX as runs use it) on the same texts. SST-2
+    and the news check are two-class: a label counts as right when its sign is."""
+    from tasks.models.entity_finder import load_finder
+    from tasks.models.names import ModelNames
+    from tasks.models.sentiment_base import label_indices
+    from tasks.record import SENTIMENT_LABELS, Document
+    from tasks.steps.entities import entities_of
+
+    finder, model = load_finder(), ModelNames().load_entity_model()
+    rows = []
+    for name, (texts, y) in sets.items():
+        docs = [Document(doc_id=str(i), source="bench", raw_text=t, text=t, sentences=[t])
+                for i, t in enumerate(texts)]
+        entities_of(docs, finder, model)
+        one = [i for i, d in enumerate(docs) if len(d.entities) == 1]
+        probs = result["probs"][name][one]
+        ent = np.array([SENTIMENT_LABELS.index(docs[i].entities[0]["sentiment"]) for i in one])
+        band = getattr(result.get("_model"), "band", None)
+        doc = probs.argmax(axis=1) if band is None else label_indices(probs, band)
+        gold = y[one]
+        ent_score = np.array([docs[i].entities[0]["score"] for i in one])
+        mean = (probs[:, 2] - probs[:, 0] + ent_score) / 2  # the two scores averaged
+        if name in ("sst2_dev", "news_check"):  # 0/1 gold: right when the sign is
+            doc_ok = (probs[:, 2] - probs[:, 0] > 0).astype(int) == gold
+            ent_ok = (ent_score > 0).astype(int) == gold
+            mean_ok = (mean > 0).astype(int) == gold
+        else:
+            doc_ok, ent_ok = doc == gold, ent == gold
+            mean_ok = label_indices(np.stack([(1 - mean) / 2, np.zeros_like(mean),
+                                              (1 + mean) / 2], axis=1), band or 0.0) == gold
+        rows.append({"set": name, "texts": len(texts), "one_entity": len(one),
+                     "doc_label": float(doc_ok.mean()) if one else None,
+                     "entity_label": float(ent_ok.mean()) if one else None,
+                     "mean_score": float(mean_ok.mean()) if one else None})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append",
@@ -266,6 +306,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              "minilm-lora and minilm-lora@onnx")
     parser.add_argument("--pooling-grid", action="store_true",
                         help="also score composed documents with each pooling")
+    parser.add_argument("--entity-label", action="store_true",
+                        help="also compare, on texts naming exactly one entity, the document "
+                             "label with that entity's label")
     parser.add_argument("--errors", type=int, default=10, help="news-check errors to list")
     parser.add_argument("--json", type=Path, default=None, help="write all figures here")
     args = parser.parse_args(argv)
@@ -277,10 +320,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
         model = load_variant(spec)
         results[spec] = evaluate(model, sets)
+        results[spec]["_model"] = model
+        if args.entity_label:
+            results[spec]["entity_label"] = entity_label_check(results[spec], sets)
         if args.pooling_grid:
             results[spec]["pooling"] = pooling_grid(model, pooling_documents())
         print(f"[{spec}: {time.perf_counter() - t0:.0f} s]", file=sys.stderr)
     print(format_comparison(results))
+    for spec, result in results.items():
+        result.pop("_model", None)
+        for row in result.get("entity_label", []):
+            print(f"{spec} one-entity texts, {row['set']}: {row['one_entity']} of "
+                  f"{row['texts']}; document label {row['doc_label']:.1%}, entity label "
+                  f"{row['entity_label']:.1%}, the two scores averaged "
+                  f"{row['mean_score']:.1%}" if row["one_entity"] else
+                  f"{spec} one-entity texts, {row['set']}: none")
     for spec, result in results.items():
         print(f"\n## {spec}\n{format_confusions(result)}")
         errors = result["news_errors"][: args.errors]

@@ -23,6 +23,7 @@ model (sign of p_pos - p_neg).
 
     python -m bench.speed                 # 2,000 documents
     python -m bench.speed --small         # 40 documents, flow-onnx vs naive (CI)
+    python -m bench.speed --layout folder --docs 300   # headline-first .txt files, as BBC's
 """
 
 from __future__ import annotations
@@ -64,6 +65,27 @@ def write_input(path: Path, n: int) -> Path:
                 f"{s[:-1]} ({k}){s[-1]}" if s[-1] in ".!?" else f"{s} ({k})"
                 for s in split_sentences(r["article"]))
             fh.write(json.dumps({"id": f"{r['id']}-{k}", "text": text}) + "\n")
+    return path
+
+
+def write_folder(path: Path, n: int) -> Path:
+    """The same `n` documents as a folder of headline-first `.txt` files, as the BBC News
+    corpus is laid out: a headline line (the article's first highlight, without its final
+    stop), a blank line, then paragraphs of three sentences. File `<id>-<k>.txt`."""
+    from tasks.steps.sentences import split_sentences
+
+    path.mkdir(parents=True, exist_ok=True)
+    for i, r in enumerate(articles()[:n] if n <= 100 else
+                          [articles()[j % 100] for j in range(n)]):
+        k = i // 100
+        sents = split_sentences(r["article"])
+        if k:
+            sents = [f"{s[:-1]} ({k}){s[-1]}" if s[-1] in ".!?" else f"{s} ({k})" for s in sents]
+        title = r["highlights"].strip().splitlines()[0].strip().rstrip(".")
+        title += f" ({k})" if k else ""
+        paras = [" ".join(sents[j:j + 3]) for j in range(0, len(sents), 3)]
+        (path / f"{r['id']}-{k}.txt").write_text(title + "\n\n" + "\n\n".join(paras) + "\n",
+                                                 encoding="utf-8")
     return path
 
 
@@ -192,10 +214,14 @@ def run_flow(input_path: Path, backend: str, batch_size: int, sst2_limit: int | 
     flow_total = time.perf_counter() - t0
     wall = manifest["timings_s"]["processing_wall"]
     table = pads.dataset(work / "out" / "documents", format="parquet").to_table(
-        columns=["doc_id", "summary", "n_sentences"])
+        columns=["doc_id", "source", "title", "summary", "n_sentences"])
     rows = table.to_pylist()
+    if input_path.is_dir():  # headline-first files: the id is the file name
+        for r in rows:
+            r["doc_id"] = Path(r["source"]).stem
     out = {"docs": manifest["counts"]["read"], "written": manifest["counts"]["written"],
            "sentences": sum(r["n_sentences"] or 0 for r in rows), "wall_s": wall,
+           "titled": sum(bool(r["title"]) for r in rows),
            "load_s": load_s, "flow_total_s": flow_total, "timings_s": manifest["timings_s"],
            "rouge2": rouge2({r["doc_id"]: r["summary"] for r in rows}),
            "backend": json.loads(manifest["models"]["sentiment_model"]["params"]).get(
@@ -315,6 +341,9 @@ def table(results: list[dict[str, Any]], lead3: float) -> str:
                    for a in ("flow-onnx", "flow-onnx-no-entities"))
         lines.append(f"entities step: {on:.1f} docs/s with it, {off:.1f} without "
                      f"({100 * (off / on - 1):+.0f}% time per document)")
+    if any(r.get("titled") for r in results):
+        lines.append("titled documents (headline found): " + ", ".join(
+            f"{r['arm']} {r['titled']} of {r['docs']}" for r in results if "titled" in r))
     lines.append(f"ROUGE-2 on the first {min(results[0]['docs'], 100)} articles; LEAD-3 on the "
                  f"same (pipeline cleaning): {lead3:.2f}")
     for r in results:
@@ -350,6 +379,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--threads", type=int, default=None, help="torch / ORT threads")
     parser.add_argument("--no-plain", action="store_true",
                         help="skip the plain-steps rerun that measures Prefect's share")
+    parser.add_argument("--layout", choices=("jsonl", "folder"), default="jsonl",
+                        help="jsonl: one JSONL file, no titles; folder: headline-first .txt "
+                             "files, as the BBC News corpus (flow arms only)")
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--sst2-limit", type=int, default=None, help=argparse.SUPPRESS)
@@ -363,12 +395,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     n = 40 if args.small else args.docs
     arms = args.arm or (["naive", "flow-onnx"] if args.small else list(ARMS))
+    if args.layout == "folder":
+        arms = [a for a in (args.arm or ["flow-onnx", "flow-onnx-no-entities"])
+                if a != "naive"]
     sst2_limit = 100 if args.small else None
     print(f"machine: {machine()}; load average {load_avg()}", flush=True)
     print("\n".join(environment()), flush=True)
     results = []
     with tempfile.TemporaryDirectory(prefix="textdigest-speed-") as tmp:
-        input_path = write_input(Path(tmp) / "docs.jsonl", n)
+        input_path = (write_folder(Path(tmp) / "docs", n) if args.layout == "folder"
+                      else write_input(Path(tmp) / "docs.jsonl", n))
         for arm in arms:
             out = Path(tmp) / f"{arm}.json"
             cmd = [sys.executable, "-m", "bench.speed", "--arm", arm, "--input", str(input_path),

@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -26,19 +27,16 @@ from tasks.steps.entities import (
     read_watchlist,
 )
 
-# Headlines written for these tests: two companies, good news for the first, bad for the second.
-OPPOSITE = [
-    ("Tesco profits soar as Sainsbury's sales collapse", "Tesco", "Sainsbury"),
-    ("Airbus wins record order while Boeing suffers fresh delays", "Airbus", "Boeing"),
-    ("Infosys shares surge after strong results; Wipro slumps on weak guidance",
-     "Infosys", "Wipro"),
-    ("Ford recalls a million cars, lifting shares of rival Toyota", "Toyota", "Ford"),
-    ("Tesco gains share as Sainsbury's sales slide", "Tesco", "Sainsbury"),
-    ("Shell profits jump while BP cuts its dividend", "Shell", "BP"),
-    ("Apple beats forecasts as Samsung warns on profits", "Apple", "Samsung"),
-    ("Barclays fined £50m; Lloyds shares rise", "Lloyds", "Barclays"),
-    ("Nvidia soars, Intel slumps after results", "Nvidia", "Intel"),
-]
+# Headlines written for these tests (tests/data/README.md): two companies each, the expected
+# sign of the news for each; most with opposite news, four with the same news for both.
+HEADLINES_FILE = Path(__file__).parent / "data" / "two_entity_headlines.jsonl"
+HEADLINES = [json.loads(line) for line in HEADLINES_FILE.read_text(encoding="utf-8").splitlines()
+             if line.strip()]
+# What the shipped model reaches on them (ONNX int8, as runs use it; bench/RESULTS.md), less
+# a margin: right order of the 20 opposite pairs, opposite signs, right sign of all 48 names.
+ORDER_AT_LEAST, SIGNS_AT_LEAST, RIGHT_AT_LEAST = 15, 2, 29
+OPPOSITE = [(r["text"], *sorted(r["signs"], key=lambda k: -r["signs"][k])) for r in HEADLINES
+            if sorted(r["signs"].values()) == [-1, 1]]  # (text, good, bad)
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +52,8 @@ def offline():
     try:
         finder = EntityFinder()  # not the process cache: a fresh load
         model = ModelNames().load_entity_model()
-        docs = [Document(doc_id=str(i), source="t", raw_text=t, title=t)
-                for i, (t, _, _) in enumerate(OPPOSITE)]
+        docs = [Document(doc_id=str(i), source="t", raw_text=r["text"], title=r["text"])
+                for i, r in enumerate(HEADLINES)]
         entities_of(docs, finder, model)
     finally:
         socket.socket.connect = real_connect
@@ -68,9 +66,9 @@ def _by_name(doc: Document) -> dict[str, dict]:
 
 def test_names_are_found_and_scored_with_sockets_blocked(offline):
     _, model, docs = offline
-    for doc, (_, good, bad) in zip(docs, OPPOSITE, strict=True):
+    for doc, row in zip(docs, HEADLINES, strict=True):
         names = _by_name(doc)
-        assert good in names and bad in names, (doc.title, list(names))
+        assert set(row["signs"]) <= set(names), (doc.title, list(names))
         for e in doc.entities:
             assert e["sentiment"] in ("negative", "neutral", "positive")
             assert -1.0 <= e["score"] <= 1.0
@@ -85,17 +83,19 @@ def test_names_are_found_and_scored_with_sockets_blocked(offline):
 
 
 def test_two_companies_with_opposite_news_are_told_apart(offline):
-    """Each entity is scored from its own mention, not the headline's tone: the company with
-    the good news scores above the one with the bad news. Measured (bench/RESULTS.md): 6 of
-    these 9 in the right order, 1 with opposite signs; a headline-level score (the same
-    for both) gets 0 and 0. The issue's goal, opposite signs for all, is not reached yet."""
-    _, _, docs = offline
-    order = signs = 0
-    for doc, (_, good, bad) in zip(docs, OPPOSITE, strict=True):
-        names = _by_name(doc)
-        order += names[good]["score"] > names[bad]["score"]
-        signs += names[good]["score"] > 0 > names[bad]["score"]
-    assert order >= 6 and signs >= 1, (order, signs)
+    """Each entity is scored from its own mention, not the headline's tone. Counted as
+    `bench.entity_eval --headlines` counts (bench/RESULTS.md has the figures): the company
+    with the good news scores above the other, and the two get opposite signs; a
+    headline-level score (the same for both) would get none of either."""
+    from bench.entity_eval import headline_counts
+
+    _, model, _ = offline
+    counts = headline_counts(HEADLINES_FILE, model)
+    assert counts["found"] == counts["names"], counts
+    assert counts["opposite"] == len(OPPOSITE)
+    assert counts["order_right"] >= ORDER_AT_LEAST, counts
+    assert counts["opposite_signs"] >= SIGNS_AT_LEAST, counts
+    assert counts["sign_right"] >= RIGHT_AT_LEAST, counts
 
 
 def test_the_same_name_in_title_and_lead_is_one_entity(offline):

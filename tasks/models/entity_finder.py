@@ -9,7 +9,8 @@ trained on ("Sensex", "Infosys", "gold"). Two rules close most of the gap:
 - a run of capitalised words is a name, unless NER calls it a date, an amount or a number,
   or every word of it is a plain English word ("Foreign Minister"); at the start of a
   sentence or in a Title Case headline a word counts only when it is not plain English
-  ("Sebi", "Glencore") or an acronym;
+  ("Sebi", "Glencore") or an acronym; a word with an inner capital after a lower-case
+  start ("easyJet", "eBay") is a name anywhere;
 - market words (`MARKET_TERMS`: commodities, currencies, indices, asset classes) are names
   in lower case too, because news is good or bad for them.
 
@@ -173,11 +174,14 @@ def _spans(doc, words: frozenset[str]) -> list[Span]:
 
 
 _CAPITAL = re.compile(r"^[A-Z][A-Za-z0-9.&'-]*$")
+_INNER_CAPITAL = re.compile(r"^[a-z]{1,5}[A-Z][A-Za-z0-9]*$")  # "easyJet", "eBay", "iPhone"
 
 
 def _name_token(doc, i: int, title_case: bool, words: frozenset[str]) -> bool:
     """A token that can be part of a proper-noun run."""
     tok = doc[i]
+    if _INNER_CAPITAL.match(tok.text):
+        return True  # brands written with an inner capital, lower case first
     if not _CAPITAL.match(tok.text) or tok.like_num or tok.lower_ in _MONTHS_DAYS:
         return False
     if tok.is_stop and not (len(tok.text) > 1 and tok.text.isupper()):  # "IT", "US" pass

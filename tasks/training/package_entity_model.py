@@ -34,6 +34,32 @@ LABEL_RULE = ("arg-max of the pooled probabilities (a positive or negative label
               "(metrics.with_band)")
 
 
+FIRST_COMMAND = ("python -m bench.entity_experiment --arm B --spec=-2,-1:mean:nocls:mlp "
+                 "--seed 7 --entity-weight 2")
+
+
+def training_record(meta: dict[str, Any]) -> dict[str, Any]:
+    """How the weights were made, step by step: a run continued from a packaged model folder
+    (`--init-weights FOLDER`) lists that folder's steps first."""
+    argv = list(meta.get("argv") or [])
+    earlier: list[dict[str, Any]] = []
+    if "--init-weights" in argv:
+        at = argv.index("--init-weights") + 1
+        init = Path(argv[at])
+        if (init / "config.json").is_file():
+            prev = json.loads((init / "config.json").read_text(encoding="utf-8"))["training"]
+            earlier = prev.get("steps") or [prev]
+            argv[at] = "<the previous minilm-entity folder>"
+    entity_only = "--entity-only" in argv
+    step = {"command": "python -m bench.entity_experiment " + " ".join(argv) if argv
+            else FIRST_COMMAND,
+            "objectives": "entity labels" + (" + joined two-entity headlines"
+                                             if "--contrast" in argv else "")
+            if entity_only else "document labels (as minilm-lora) + entity labels x2",
+            "meta": {k: v for k, v in meta.items() if k != "argv"}}
+    return {"steps": earlier + [step]}
+
+
 def mention_logits(model: EntitySentiment, mentions: list[Mention]) -> np.ndarray:
     """(n, 3) logits, each mention scored alone, as the entities step scores it."""
     rows = model.logits([(m.text, ((m.start, m.end),)) for m in mentions])
@@ -84,10 +110,7 @@ def package(weights: Path, out: Path, train_dir: Path, limit: int | None = None
                     "rest (either alone when the other is absent)"},
         "temperature": 1.0, "neutral_band": None, "label_rule": LABEL_RULE,
         "lora": {**doc["lora"], "init": "the minilm-lora adapter"},
-        "training": {"command": "python -m bench.entity_experiment --arm B "
-                                "--spec=-2,-1:mean:nocls:mlp --seed 7 --entity-weight 2",
-                     "objectives": "document labels (as minilm-lora) + entity labels x2",
-                     "meta": meta},
+        "training": training_record(meta),
         "data": {
             "newsmtsc": {"path": "../shared/train/newsmtsc_train.jsonl",
                          "rule": VAL_RULE, "licence": LICENCES["newsmtsc"]},
