@@ -1,8 +1,8 @@
 """Turn a trained arm-B checkpoint into the built-in "minilm-entity" model folder.
 
-    python -m bench.entity_experiment --arm B --spec=-2,-1:mean:nocls:mlp --seed 7 \\
+    python -m bench.entity_experiment --arm B --spec=-2,-1:mean:nocls:mlp --seed 11 \\
         --entity-weight 2 --contrast 2000 --contrast-opposite 0.5 --out /tmp/entity
-                                                  # trains (CPU: ~32 min on 2 cores)
+                                                  # trains (CPU: ~40 min on 2 cores)
     python -m tasks.training.package_entity_model --weights /tmp/entity/weights_B.safetensors
 
 Writes adapter (float16, peft names), head and `config.json` into
