@@ -258,11 +258,12 @@ def load_variant(spec: str):
     return load_onnx_sentiment(spec) if backend == "onnx" else load_sentiment(spec)
 
 
-def entity_label_check(result: dict[str, Any], sets: dict[str, tuple[list[str], np.ndarray]]
-                       ) -> list[dict[str, Any]]:
+def entity_label_check(result: dict[str, Any], sets: dict[str, tuple[list[str], np.ndarray]],
+                       band: float | None) -> list[dict[str, Any]]:
     """Texts where the finder names exactly one entity: the document label against that
     entity's label (the `entities` column, ONNX as runs use it) on the same texts. SST-2
-    and the news check are two-class: a label counts as right when its sign is."""
+    and the news check are two-class: a label counts as right when its sign is. `band`: the
+    document model's neutral band (None: arg-max)."""
     from tasks.models.entity_finder import load_finder
     from tasks.models.names import ModelNames
     from tasks.models.sentiment_base import label_indices
@@ -278,7 +279,6 @@ def entity_label_check(result: dict[str, Any], sets: dict[str, tuple[list[str], 
         one = [i for i, d in enumerate(docs) if len(d.entities) == 1]
         probs = result["probs"][name][one]
         ent = np.array([SENTIMENT_LABELS.index(docs[i].entities[0]["sentiment"]) for i in one])
-        band = getattr(result.get("_model"), "band", None)
         doc = probs.argmax(axis=1) if band is None else label_indices(probs, band)
         gold = y[one]
         ent_score = np.array([docs[i].entities[0]["score"] for i in one])
@@ -320,15 +320,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
         model = load_variant(spec)
         results[spec] = evaluate(model, sets)
-        results[spec]["_model"] = model
         if args.entity_label:
-            results[spec]["entity_label"] = entity_label_check(results[spec], sets)
+            results[spec]["entity_label"] = entity_label_check(
+                results[spec], sets, getattr(model, "band", None))
         if args.pooling_grid:
             results[spec]["pooling"] = pooling_grid(model, pooling_documents())
         print(f"[{spec}: {time.perf_counter() - t0:.0f} s]", file=sys.stderr)
     print(format_comparison(results))
     for spec, result in results.items():
-        result.pop("_model", None)
         for row in result.get("entity_label", []):
             print(f"{spec} one-entity texts, {row['set']}: {row['one_entity']} of "
                   f"{row['texts']}; document label {row['doc_label']:.1%}, entity label "

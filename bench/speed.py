@@ -55,32 +55,33 @@ def articles() -> list[dict[str, str]]:
 def write_input(path: Path, n: int) -> Path:
     """`n` documents as JSONL: the articles cycled, copy k of article a has id a-k, and from
     the second copy on every sentence carries the marker "(k)" before its final stop."""
-    from tasks.steps.sentences import split_sentences
-
     rows = articles()
     with path.open("w", encoding="utf-8") as fh:
         for i in range(n):
             r, k = rows[i % len(rows)], i // len(rows)
-            text = r["article"] if k == 0 else " ".join(
-                f"{s[:-1]} ({k}){s[-1]}" if s[-1] in ".!?" else f"{s} ({k})"
-                for s in split_sentences(r["article"]))
+            text = r["article"] if k == 0 else " ".join(copy_sentences(r["article"], k))
             fh.write(json.dumps({"id": f"{r['id']}-{k}", "text": text}) + "\n")
     return path
+
+
+def copy_sentences(article: str, k: int) -> list[str]:
+    """The article's sentences, each marked "(k)" before its final stop from copy 1 on."""
+    from tasks.steps.sentences import split_sentences
+
+    sents = split_sentences(article)
+    return sents if k == 0 else [f"{s[:-1]} ({k}){s[-1]}" if s[-1] in ".!?" else f"{s} ({k})"
+                                 for s in sents]
 
 
 def write_folder(path: Path, n: int) -> Path:
     """The same `n` documents as a folder of headline-first `.txt` files, as the BBC News
     corpus is laid out: a headline line (the article's first highlight, without its final
     stop), a blank line, then paragraphs of three sentences. File `<id>-<k>.txt`."""
-    from tasks.steps.sentences import split_sentences
-
     path.mkdir(parents=True, exist_ok=True)
-    for i, r in enumerate(articles()[:n] if n <= 100 else
-                          [articles()[j % 100] for j in range(n)]):
-        k = i // 100
-        sents = split_sentences(r["article"])
-        if k:
-            sents = [f"{s[:-1]} ({k}){s[-1]}" if s[-1] in ".!?" else f"{s} ({k})" for s in sents]
+    rows = articles()
+    for i in range(n):
+        r, k = rows[i % len(rows)], i // len(rows)
+        sents = copy_sentences(r["article"], k)
         title = r["highlights"].strip().splitlines()[0].strip().rstrip(".")
         title += f" ({k})" if k else ""
         paras = [" ".join(sents[j:j + 3]) for j in range(0, len(sents), 3)]
