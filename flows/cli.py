@@ -67,6 +67,15 @@ def _option_error(exc: ValidationError) -> str:
     return first["msg"].removeprefix("Value error, ").replace("_", "-")
 
 
+# Exit codes (docs/operations.md): 1 a run failed, 2 a usage or configuration error,
+# 3 a damaged output (`textdigest verify`), 4 a known fault of the machine (no space left,
+# output not writable, input gone mid-run; what was written stays), 75 another run holds
+# the output (sysexits' EX_TEMPFAIL: try again later).
+EXIT_DAMAGED = 3
+EXIT_FAULT = 4
+EXIT_BUSY = 75
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     from rich.markup import escape
 
@@ -169,6 +178,10 @@ def run(
     report: Annotated[bool, typer.Option(
         help="Also write OUTPUT/report.html (plots, key figures; see `textdigest report`) "
              "and link it as a Prefect artifact.")] = False,
+    wait: Annotated[float | None, typer.Option(
+        metavar="SECONDS",
+        help="When another run is writing OUTPUT, wait up to SECONDS for it, then skip what "
+             "it wrote (default: refuse at once, exit 75).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Log every Prefect task run.")] = False,
 ) -> None:
@@ -202,7 +215,7 @@ def run(
             label_map=label_map, dtype=dtype, model_batch_size=model_batch_size,
             non_english=non_english, torch_threads=threads, entities=entities,
             watchlist=watchlist,
-            report=report, backend=backend,
+            report=report, backend=backend, wait_s=wait,
         )
     except ValidationError as exc:
         raise _fail(_option_error(exc), 2) from None
@@ -212,6 +225,12 @@ def run(
 
     if reason := unwritable_reason(config.output.path):  # before hours of work, not after
         raise _fail(f"output folder not writable: {config.output.path}: {reason}", 2)
+    from tasks.io.verify import DamagedOutput, check_undamaged
+
+    try:  # a damaged shard: one line and the way out, before any model loads
+        check_undamaged(config.output.path)
+    except DamagedOutput as exc:
+        raise _fail(str(exc), EXIT_DAMAGED) from None
 
     from tasks.models.registry import ModelError
 
@@ -230,6 +249,8 @@ def run(
     )
 
     from flows.digest import digest_for
+    from tasks.io.faults import known_fault
+    from tasks.io.output_lock import OutputBusy
 
     _no_traceback_for_check_errors()
     # With no server configured each run starts a temporary API; heartbeats (for crash
@@ -242,7 +263,13 @@ def run(
             summary = digest_for(config)(config)
             if not PREFECT_API_URL.value():
                 _let_the_temporary_api_record(summary)
+    except OutputBusy as exc:  # another run holds the output: nothing was read or written
+        raise _fail(str(exc), EXIT_BUSY) from None
+    except DamagedOutput as exc:
+        raise _fail(str(exc), EXIT_DAMAGED) from None
     except Exception as exc:  # noqa: BLE001 - one line for the user; Prefect logged the rest
+        if (fault := known_fault(exc, config.input.path, config.output.path)) is not None:
+            raise _fail(fault, EXIT_FAULT) from None
         raise _fail(f"run failed: {type(exc).__name__}: {exc}") from None
     _print_summary(summary)
 
@@ -302,13 +329,18 @@ def _no_traceback_for_check_errors() -> None:
     """A failed end-of-run check (accounting, reject ratio) is an expected outcome with a
     one-line reason: keep Prefect from logging it with a traceback."""
     from flows.digest import RunCheckError
+    from tasks.io.faults import is_known_fault
+    from tasks.io.output_lock import OutputBusy
+    from tasks.io.verify import DamagedOutput
 
     def strip(record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], RunCheckError):
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, RunCheckError | OutputBusy | DamagedOutput) or is_known_fault(exc):
             record.exc_info, record.exc_text = None, None
         return True
 
-    logging.getLogger("prefect.flow_runs").addFilter(strip)
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(strip)
 
 
 def _temporary_api_for_workers(config) -> dict:
@@ -407,6 +439,44 @@ def train_sentiment_head(
 
 
 @app.command()
+def verify(
+    data_dir: Annotated[Path, typer.Argument(help="A digest output folder (documents/, "
+                                                  "rejects/, runs/).")] = Path("data"),
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="Move damaged files to DATA_DIR/quarantine/ (with a note each), so "
+                         "the next run digests their documents again.")] = False,
+) -> None:
+    """Check every shard, index file and run manifest of a digest output.
+
+    Prints one line per problem (the file, what is wrong, the run that wrote it, the rows it
+    held) and exits 1 when there is any; 0 when the output is sound.
+    """
+    if not data_dir.is_dir():
+        raise _fail(f"data folder not found: {data_dir}", 2)
+    from tasks.io.output_lock import OutputBusy, hold_output
+    from tasks.io.verify import repair_output, verify_output
+
+    try:  # no run writes while the files are read (and moved)
+        with hold_output(data_dir, "verify"):
+            problems = verify_output(data_dir)
+            moved = repair_output(data_dir, problems) if repair else []
+    except OutputBusy as exc:
+        raise _fail(str(exc), EXIT_BUSY) from None
+    for problem in problems:
+        done = " -> quarantine/" if problem in moved else ""
+        out.print(f"{problem.line()}{done}", highlight=False, soft_wrap=True)
+    if moved:
+        out.print(f"{len(moved)} file(s) set aside in {data_dir / 'quarantine'}; the next run "
+                  "digests their documents again", highlight=False, soft_wrap=True)
+    left = [p for p in problems if p not in moved]
+    if not problems:
+        out.print(f"{data_dir}: every shard, index file and manifest reads back",
+                  highlight=False, soft_wrap=True)
+    if left:
+        raise typer.Exit(1)
+
+
+@app.command()
 def report(
     data_dir: Annotated[Path, typer.Argument(help="A digest output folder (documents/, "
                                                   "rejects/, runs/).")] = Path("data"),
@@ -465,7 +535,18 @@ def publish(
         raise _fail(_option_error(exc), 2) from None
     if not config.data_dir.is_dir():
         raise _fail(f"data folder not found: {config.data_dir}", 2)
+    from tasks.io.output_lock import OutputBusy, is_locked, read_holder
     from tasks.outputs.publish import PublishError, check_staging_dir, local_shards, preflight
+
+    if is_locked(config.data_dir):  # a run is writing it: publish what it leaves, later
+        raise _fail(str(OutputBusy(config.data_dir, read_holder(config.data_dir), None)),
+                    EXIT_BUSY)
+    from tasks.io.verify import DamagedOutput, check_undamaged
+
+    try:
+        check_undamaged(config.data_dir)
+    except DamagedOutput as exc:
+        raise _fail(str(exc), EXIT_DAMAGED) from None
 
     try:  # before Prefect starts: a wrong folder, no Hub or no token fails at once
         local_shards(config.data_dir)

@@ -206,6 +206,11 @@ class OutputConfig(BaseModel):
         description="Fail the run when more than this share of the documents read is rejected.")
     report: bool = Field(False, description="Write OUTPUT/report.html (plots, key figures) at "
                                             "the end of the run and link it as an artifact.")
+    wait_s: float | None = Field(
+        None, ge=0.0,
+        description="When another run is writing the output, wait this many seconds for it "
+                    "to finish (then skip what it wrote); None: refuse at once "
+                    "(tasks.io.output_lock).")
 
     @field_validator("near_dup_threshold", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ import uuid
 from collections import Counter, deque
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -34,6 +35,8 @@ from flows.artifacts import publish_run
 from flows.config import DigestConfig
 from flows.runners import runs_elsewhere, task_runner_for, thread_workers
 from tasks.io import ingest, near_duplicates
+from tasks.io.output_lock import hold_output
+from tasks.io.verify import check_undamaged
 from tasks.io.write import (
     DatasetWriter,
     existing_doc_ids,
@@ -266,6 +269,7 @@ def _set_up(config: DigestConfig, run_id: str, logger: Any) -> _Run:
     provenance = load_models(settings)
     load_s = time.perf_counter() - t0
 
+    check_undamaged(output)  # one line naming the file, not an Arrow traceback mid-run
     removed = remove_stale_temporaries(output)
     if removed:
         logger.warning("removed %d temporary file(s) left by an interrupted run", len(removed))
@@ -303,18 +307,25 @@ def _submit_and_drain(config: DigestConfig, run: _Run) -> int:
         pending: deque[Any] = deque()
         items = ingest.iter_items(config.input.path, config.ingest_options())
         t_read = time.perf_counter()
-        for seq, raw in enumerate(ingest.batched(items, config.runtime.batch_size,
-                                                 config.input.limit,
-                                                 config.runtime.batch_chars)):
-            batch = run.intake.batch(seq, raw)
-            run.sink.timings["ingest"] += time.perf_counter() - t_read
-            pending.append(_submit(batch, run.steps, run.settings))
-            task_runs += len(run.steps)
-            while len(pending) > config.runtime.max_in_flight:
+        try:
+            for seq, raw in enumerate(ingest.batched(items, config.runtime.batch_size,
+                                                     config.input.limit,
+                                                     config.runtime.batch_chars)):
+                batch = run.intake.batch(seq, raw)
+                run.sink.timings["ingest"] += time.perf_counter() - t_read
+                pending.append(_submit(batch, run.steps, run.settings))
+                task_runs += len(run.steps)
+                while len(pending) > config.runtime.max_in_flight:
+                    drain(pending.popleft())
+                t_read = time.perf_counter()
+            while pending:
                 drain(pending.popleft())
-            t_read = time.perf_counter()
-        while pending:
-            drain(pending.popleft())
+        except Exception:
+            # The run stops (a full disk, say): let the batches in flight end rather than be
+            # cancelled, so the log holds the one real error, not a "Crash detected" per task.
+            for future in pending:
+                future.wait()
+            raise
     return task_runs
 
 
@@ -360,6 +371,24 @@ def digest(config: DigestConfig) -> dict[str, Any]:
         return digest_for(config)(config)
     flow_run_id = str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None
     pin_mmap_threshold()  # memory stays flat over long runs (see tasks.runtime.malloc)
+    # One writer per output: held from before the output's ids are read until the manifest
+    # is written (tasks.io.output_lock), so a run overlapping another never writes its rows.
+    with hold_output(config.output.path, run_id, config.output.wait_s):
+        run, manifest, path, task_runs = _write(config, run_id, started, flow_run_id, logger)
+    report_path = publish_run(config, manifest, path)  # report (if asked) and UI artifacts
+    if manifest["status"] != "completed":
+        raise RunCheckError(manifest["error"])
+    logger.info("run %s: read %d, written %d, rejected %d, skipped %d (%.1f docs/s); manifest %s",
+                run_id, run.intake.read, run.sink.written, run.sink.rejected,
+                run.intake.skipped, manifest["docs_per_s"] or 0.0, path)
+    return {**manifest, "manifest_path": str(path), "task_runs": task_runs,
+            "report_path": str(report_path) if report_path else None,
+            "published": _publish_after(config)}
+
+
+def _write(config: DigestConfig, run_id: str, started: dt.datetime, flow_run_id: str | None,
+           logger: Any) -> tuple[_Run, dict[str, Any], Path, int]:
+    """Set up, digest every batch and write the shards and the manifest (even on failure)."""
     run = _set_up(config, run_id, logger)
     writer, near = run.writer, run.near
     task_runs = 1  # load-models; then each batch's chain (for callers that wait on the API)
@@ -383,15 +412,7 @@ def digest(config: DigestConfig) -> dict[str, Any]:
                                       status=status, error=error, shards=shards, wall=wall),
                             config)
         path = writer.write_manifest(manifest)
-    report_path = publish_run(config, manifest, path)  # report (if asked) and UI artifacts
-    if manifest["status"] != "completed":
-        raise RunCheckError(manifest["error"])
-    logger.info("run %s: read %d, written %d, rejected %d, skipped %d (%.1f docs/s); manifest %s",
-                run_id, run.intake.read, run.sink.written, run.sink.rejected,
-                run.intake.skipped, manifest["docs_per_s"] or 0.0, path)
-    return {**manifest, "manifest_path": str(path), "task_runs": task_runs,
-            "report_path": str(report_path) if report_path else None,
-            "published": _publish_after(config)}
+    return run, manifest, path, task_runs
 
 
 def digest_for(config: DigestConfig) -> Any:

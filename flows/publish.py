@@ -18,6 +18,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tasks.io.output_lock import hold_output
+from tasks.io.verify import check_undamaged
 from tasks.outputs import publish as steps
 from tasks.runtime.secrets import install_redaction
 
@@ -55,11 +57,15 @@ class PublishConfig(BaseModel):
 
 @task(name="stage-dataset", cache_policy=NO_CACHE)
 def stage_task(config: PublishConfig) -> steps.Staged:
-    shards = steps.local_shards(config.data_dir)
-    staging = config.staging()
-    staged = steps.stage(config.data_dir, staging, shards)
-    card = steps.build_card(config.repo_id, shards, license=config.license,
-                            branch=config.branch)
+    # The output's lock, as a run takes it: a run still writing is never staged half-way,
+    # and no run starts writing while the shards are read (tasks.io.output_lock).
+    with hold_output(config.data_dir, f"publish-{config.repo_id}"):
+        check_undamaged(config.data_dir)  # a damaged shard is never staged
+        shards = steps.local_shards(config.data_dir)
+        staging = config.staging()
+        staged = steps.stage(config.data_dir, staging, shards)
+        card = steps.build_card(config.repo_id, shards, license=config.license,
+                                branch=config.branch)
     steps.write_card(staging, card)
     return staged
 

@@ -13,7 +13,7 @@ from flows.config import FLAT, GROUPS, DigestConfig
 from tasks.models.names import ModelNames
 
 # Config fields spelt differently on the command line (flat name -> option name).
-RENAMED = {"show_progress": "progress", "torch_threads": "threads"}
+RENAMED = {"show_progress": "progress", "torch_threads": "threads", "wait_s": "wait"}
 # Fields the command line leaves out on purpose, and why.
 NOT_ON_THE_COMMAND_LINE = {
     # `textdigest publish` publishes a dataset; these chain a publish to a scheduled digest
