@@ -7,6 +7,10 @@ Sets (labels by each model's own rule: the neutral band where it has one, else a
   3-class accuracy, macro-F1, recall, confusion.
 - The news check (`tests/data/news_headlines.tsv`, written for this project): plainly
   negative and positive headlines; the share of each whose score has the right sign.
+- The team's news documents (`tasks.training.news_docs`, test split; `--doc-split dev` for
+  the split choices were made on): whole documents (title and text, cleaned by the clean
+  step) scored as runs score them; accuracy, macro-F1 and, on items labelled clear and
+  polar, the label and the score's sign, overall, per source and per topic.
 - With `--pooling-grid`: documents composed of held-out units (a SEntFiN held-out headline as
   title, FPB held-out sentences as body) scored with each pooling (see `pooling_documents`).
 
@@ -258,6 +262,75 @@ def load_variant(spec: str):
     return load_onnx_sentiment(spec) if backend == "onnx" else load_sentiment(spec)
 
 
+def document_groups(meta: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Row masks: all, each source, each source's topics with 15 or more rows."""
+    from collections import Counter
+
+    groups = {"all": np.ones(len(meta), dtype=bool)}
+    for source in sorted({m["source"] for m in meta}):
+        groups[source] = np.array([m["source"] == source for m in meta])
+    topics = Counter((m["source"], m["topic"]) for m in meta)
+    for (source, topic), n in sorted(topics.items()):
+        if n >= 15:
+            groups[f"{source}/{topic}"] = np.array([(m["source"], m["topic"]) == (source, topic)
+                                                    for m in meta])
+    return groups
+
+
+def evaluate_documents(model, split: str = "test") -> dict[str, Any]:
+    """The document figures of one model on the team's labelled news documents."""
+    from tasks.record import SENTIMENT_LABELS
+    from tasks.training import news_docs
+    from tasks.training.news_docs import doc_metrics, news_documents
+
+    items = news_docs.labelled_items(split)
+    docs = model.score(news_documents(items))
+    probs = np.array([d.sentiment_probs for d in docs], dtype=np.float64)
+    pred = np.array([SENTIMENT_LABELS.index(d.sentiment) for d in docs])
+    y = np.array([SENTIMENT_LABELS.index(i["label"]) for i in items])
+    out = {"split": split, "groups": {}}
+    for name, mask in document_groups(items).items():
+        meta = [i for i, k in zip(items, mask, strict=True) if k]
+        # labels as the rows hold them: band None takes them as given (argmax of one-hot)
+        out["groups"][name] = doc_metrics(np.eye(3)[pred[mask]], y[mask], meta, None)
+        score = probs[mask, 2] - probs[mask, 0]
+        clear_polar = np.array([m["clarity"] == "clear" for m in meta]) & (y[mask] != 1)
+        sign_ok = np.where(y[mask] == 2, score > 0, score < 0)
+        out["groups"][name]["clear_polar_sign"] = (float(sign_ok[clear_polar].mean())
+                                                   if clear_polar.any() else None)
+    out["confusion"] = [[int(((y == a) & (pred == b)).sum()) for b in range(3)] for a in range(3)]
+    out["neutral_share"] = float((pred == 1).mean())
+    return out
+
+
+def format_documents(results: dict[str, dict[str, Any]]) -> str:
+    """Document figures side by side: accuracy / macro-F1 / clear polar label / sign."""
+    names = [n for n in results if "documents" in results[n]]
+    if not names:
+        return ""
+    first = results[names[0]]["documents"]
+    lines = [f"team news documents, {first['split']} split: accuracy / macro-F1 / clear polar "
+             "label / clear polar sign (rows)",
+             f"{'group':<28}" + "".join(f"{n:>34}" for n in names)]
+
+    def pct(v):
+        return "  -  " if v is None else f"{v:5.1%}"
+
+    for group, g in first["groups"].items():
+        cells = []
+        for n in names:
+            m = results[n]["documents"]["groups"][group]
+            cells.append(f"{pct(m['accuracy'])} / {pct(m['macro_f1'])} / "
+                         f"{pct(m['clear_polar_label'])} / {pct(m['clear_polar_sign'])}")
+        lines.append(f"{group + ' (' + str(g['rows']) + ')':<28}" + "".join(f"{c:>34}"
+                                                                          for c in cells))
+    lines.append("neutral share of the labels given: " + ", ".join(
+        f"{n} {results[n]['documents']['neutral_share']:.1%}" for n in names))
+    lines.append(f"(gold: {first['groups']['all']['rows']} rows; targets on test: accuracy "
+                 "≥ 78 %, macro-F1 ≥ 75 %, clear polar label ≥ 90 %)")
+    return "\n".join(lines)
+
+
 def entity_label_check(result: dict[str, Any], sets: dict[str, tuple[list[str], np.ndarray]],
                        band: float | None) -> list[dict[str, Any]]:
     """Texts where the finder names exactly one entity: the document label against that
@@ -309,6 +382,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--entity-label", action="store_true",
                         help="also compare, on texts naming exactly one entity, the document "
                              "label with that entity's label")
+    parser.add_argument("--doc-split", default="test", choices=("train", "dev", "test", "none"),
+                        help="the team's news documents split to score (none: skip)")
     parser.add_argument("--errors", type=int, default=10, help="news-check errors to list")
     parser.add_argument("--json", type=Path, default=None, help="write all figures here")
     args = parser.parse_args(argv)
@@ -320,6 +395,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
         model = load_variant(spec)
         results[spec] = evaluate(model, sets)
+        if args.doc_split != "none":
+            results[spec]["documents"] = evaluate_documents(model, args.doc_split)
         if args.entity_label:
             results[spec]["entity_label"] = entity_label_check(
                 results[spec], sets, getattr(model, "band", None))
@@ -327,6 +404,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             results[spec]["pooling"] = pooling_grid(model, pooling_documents())
         print(f"[{spec}: {time.perf_counter() - t0:.0f} s]", file=sys.stderr)
     print(format_comparison(results))
+    print(format_documents(results))
     for spec, result in results.items():
         for row in result.get("entity_label", []):
             print(f"{spec} one-entity texts, {row['set']}: {row['one_entity']} of "

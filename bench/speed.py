@@ -12,6 +12,8 @@ own id). Arms, each in its own child process (so each peak RSS is its own), one 
   same steps as plain functions (`tasks.pipeline.process_batch`, same batches) in the same child.
 - flow-onnx-no-entities: flow-onnx with the entities step off (`--no-entities`): the table
   then states the entities step's cost.
+- flow-onnx-pooled: flow-onnx with the sentiment model's document head off (the sentences'
+  probabilities pooled, as before the head): the table then states the head's cost.
 
 From the second copy on, every sentence carries a marker ("(k)" before its final stop), so
 no sentence repeats across documents: the flow runs a sentence repeated within a batch once,
@@ -43,7 +45,7 @@ from typing import Any
 EVAL_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "eval"
 CNNDM_DEV = EVAL_DIR / "cnndm" / "dev.jsonl"
 SST2_DEV = EVAL_DIR / "sst2" / "dev.tsv"
-ARMS = ("naive", "flow-torch", "flow-onnx", "flow-onnx-no-entities")
+ARMS = ("naive", "flow-torch", "flow-onnx", "flow-onnx-no-entities", "flow-onnx-pooled")
 
 
 def articles() -> list[dict[str, str]]:
@@ -269,6 +271,10 @@ def plain_steps(input_path: Path, config, limit: int | None = None) -> float:
 def child(args: argparse.Namespace) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     before = load_avg()
+    if args.arm.endswith("-pooled"):  # the measured arm without the document head
+        import tasks.models.sentiment as sentiment
+
+        sentiment.load_document_head = lambda folder: None
     if args.arm == "naive":
         result = run_naive(args.input, args.sst2_limit)
     else:
@@ -342,6 +348,11 @@ def table(results: list[dict[str, Any]], lead3: float) -> str:
                    for a in ("flow-onnx", "flow-onnx-no-entities"))
         lines.append(f"entities step: {on:.1f} docs/s with it, {off:.1f} without "
                      f"({100 * (off / on - 1):+.0f}% time per document)")
+    if {"flow-onnx", "flow-onnx-pooled"} <= set(by_arm):
+        on, off = (by_arm[a]["docs"] / by_arm[a]["wall_s"]
+                   for a in ("flow-onnx", "flow-onnx-pooled"))
+        lines.append(f"document head: {on:.1f} docs/s with it, {off:.1f} without "
+                     f"({100 * (off / on - 1):+.1f}% time per document)")
     if any(r.get("titled") for r in results):
         lines.append("titled documents (headline found): " + ", ".join(
             f"{r['arm']} {r['titled']} of {r['docs']}" for r in results if "titled" in r))
@@ -399,6 +410,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if args.layout == "folder":
         arms = [a for a in (args.arm or ["flow-onnx", "flow-onnx-no-entities"])
                 if a != "naive"]
+    elif args.arm is None and not args.small:
+        arms = [a for a in arms if a != "flow-onnx-pooled"]  # asked for by name
     sst2_limit = 100 if args.small else None
     print(f"machine: {machine()}; load average {load_avg()}", flush=True)
     print("\n".join(environment()), flush=True)

@@ -28,6 +28,8 @@ def test_the_default_run_declares_the_shared_pass():
     assert settings.models.shared_pass
     assert "sentence_logits" in STEP["embed"].provides_for(settings)
     assert "sentence_logits" in STEP["sentiment"].needs_for(settings)
+    # the document head reads the same pass's vectors too (tasks.models.document_head)
+    assert "embeddings" in STEP["sentiment"].needs_for(settings)
     assert [s.name for s in active_steps(settings)][:5] == [
         "clean", "language", "minhash", "embed", "summarize"]
 

@@ -15,7 +15,7 @@ import pytest
 
 from tasks.io.ingest import iter_items
 from tasks.models.sentiment import LORA_DIR, LORA_NAME, LoraSentiment
-from tasks.models.sentiment_base import label_indices
+from tasks.models.sentiment_base import document_units, label_indices
 from tasks.pipeline import process_batch
 from tasks.record import Document
 from tasks.steps.base import Batch, StepSettings
@@ -74,7 +74,9 @@ def test_news_headlines_get_the_right_sign(offline_model, label):
     assert np.mean(right) >= FLOORS[label], "\n".join(wrong)
 
 
-def _check_consistent(doc: Document, band: float) -> None:
+def _check_consistent(doc: Document, model: LoraSentiment) -> None:
+    """The label follows the score by the band that applies to this document's shape."""
+    band = model.band_for(len(document_units(doc, model.read_sentences)[0]))
     score = doc.sentiment_score
     assert score == pytest.approx(doc.sentiment_probs[2] - doc.sentiment_probs[0], abs=1e-6)
     if doc.sentiment == "neutral":
@@ -88,13 +90,13 @@ def _check_consistent(doc: Document, band: float) -> None:
 def test_label_and_score_agree_by_construction(offline_model):
     model, docs = offline_model
     for doc in docs:
-        _check_consistent(doc, model.band)
+        _check_consistent(doc, model)
     # whole documents too: the seed and the headline-first articles through every step
     items = [*iter_items(SEEDS), *iter_items(DATA / "headline_first")]
     batch = process_batch(Batch(seq=0, docs=items, n_items=len(items)), StepSettings())
     assert len(batch.docs) == len(items)
     for doc in batch.docs:
-        _check_consistent(doc, model.band)
+        _check_consistent(doc, model)
     # a random sample of probability rows, straight through the rule
     rng = np.random.default_rng(0)
     probs = rng.dirichlet([1, 1, 1], size=2000)
@@ -104,17 +106,26 @@ def test_label_and_score_agree_by_construction(offline_model):
 
 
 def test_titles_carry_the_story(offline_model):
-    """A plainly negative headline over a neutral body reads negative, not neutral."""
+    """A plainly negative headline reads negative alone and over a body that reports its
+    news, and pulls a neutral body's score down. (Over an unrelated neutral body it now
+    reads near neutral: the document head weighs the body as the team's labelled articles
+    do, where a body that reports nothing bad is evidence; bench/RESULTS.md.)"""
     model, _ = offline_model
+    title = "Carmaker to cut 3,000 jobs as demand slumps"
     body = ["The company employs about 4,000 people at three sites.",
             "It was founded in 1962 and is based in the Midlands.",
             "A spokesperson said further details would follow next week."]
-    titled = Document(doc_id="a", source="t", raw_text=" ".join(body), text=" ".join(body),
-                      sentences=body, title="Carmaker to cut 3,000 jobs as demand slumps")
-    plain = Document(doc_id="b", source="t", raw_text=" ".join(body), text=" ".join(body),
-                     sentences=list(body))
-    model.score([titled, plain])
-    assert titled.sentiment == "negative"
+    news = ["The carmaker said it would close two plants and cut 3,000 jobs after sales fell "
+            "for a third year.", *body]
+
+    def doc(doc_id: str, sentences: list[str], with_title: bool = True) -> Document:
+        return Document(doc_id=doc_id, source="t", raw_text=" ".join(sentences),
+                        text=" ".join(sentences), sentences=list(sentences),
+                        title=title if with_title else None)
+
+    alone, story, titled, plain = model.score([doc("a", []), doc("b", news), doc("c", body),
+                                               doc("d", body, with_title=False)])
+    assert alone.sentiment == "negative" and story.sentiment == "negative"
     assert titled.sentiment_score < plain.sentiment_score
 
 

@@ -228,7 +228,7 @@ def _lora_class():
                      threads: int | None = None):
             super().__init__(folder, name, load_weights=False)
             self.quant = quant
-            key = cache_key(self.revision, "sentiment-lora")
+            key = cache_key(self.pass_revision, "sentiment-lora")  # the graph: not the doc head
             fp32 = cached_file(key, "sentiment-fp32.onnx", self._export)
             self.path = fp32 if quant == "fp32" else cached_file(
                 key, "sentiment-int8.onnx", lambda out: quantize_int8(fp32, out))

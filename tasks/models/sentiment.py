@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from tasks.models.document_head import WEIGHTS as DOC_HEAD_WEIGHTS
+from tasks.models.document_head import load_document_head
 from tasks.models.encoder import load_encoder
 from tasks.models.lead import LEAD_SENTENCES
 from tasks.models.registry import (
@@ -190,6 +192,9 @@ class LoraSentiment:
         self.temperature = float(self.config.get("temperature", 1.0))
         # Trained with a fitted neutral band: labels follow the score (`label_indices`).
         self.band = self.config.get("neutral_band")
+        # The document label from the units' outputs (`tasks.models.document_head`), when
+        # the weights have one; else the sentences' probabilities pooled by `pooling`.
+        self.doc_head = load_document_head(folder)
         base_ref = adapter_base(self.config, folder)
         self.base_revision = base_ref.revision
         self.adapter_digest = file_digest(files[2])
@@ -202,6 +207,10 @@ class LoraSentiment:
         self.cache = RowCache()
         if load_weights:
             self.load_weights()
+
+    def band_for(self, n_units: int) -> float | None:
+        """The neutral band that labels a document of `n_units` units (title included)."""
+        return self.doc_head.band_for(n_units) if self.doc_head is not None else self.band
 
     def load_weights(self) -> None:
         """Merge the adapter into the base and load the head: the torch model (~1 s).
@@ -224,7 +233,7 @@ class LoraSentiment:
     @property
     def ref(self) -> ModelRef:
         """This model as an encoder: its adapted weights, for the embeddings' provenance."""
-        return ModelRef(self.name, self.folder, self.revision, "builtin")
+        return ModelRef(self.name, self.folder, self.pass_revision, "builtin")
 
     @property
     def dim(self) -> int:
@@ -246,7 +255,9 @@ class LoraSentiment:
             "pooling": self.pooling,
             "temperature": self.temperature,
             "neutral_band": self.band,
-            **({"news_pooling": NEWS_POOLING} if self.pooling == "news" else {}),
+            **({"news_pooling": NEWS_POOLING} if self.pooling == "news" and not self.doc_head
+               else {}),
+            **({"document_head": self.doc_head.params()} if self.doc_head else {}),
             "lora": {"r": self.lora["r"], "alpha": self.lora["alpha"]},
             "base": self.config["base_model"]["name"],
             **self.backend_params(),
@@ -258,10 +269,16 @@ class LoraSentiment:
         }
 
     @property
-    def revision(self) -> str:
-        """The weights: base, adapter and head digests."""
+    def pass_revision(self) -> str:
+        """The weights of the encoder pass: base, adapter and sentence-head digests."""
         return (f"{self.base_revision};adapter-sha256:{self.adapter_digest};"
                 f"head-sha256:{self.head_digest}")
+
+    @property
+    def revision(self) -> str:
+        """The weights: the pass's and the document head's digests."""
+        doc_head = f";doc-head-sha256:{self.doc_head.digest}" if self.doc_head else ""
+        return f"{self.pass_revision}{doc_head}"
 
     def outputs(self, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(n, 3) raw head logits (before temperature) and (n, dim) L2-normalised sentence
@@ -305,28 +322,38 @@ class LoraSentiment:
 
     def score(self, docs: list[Document]) -> list[Document]:
         # One encoder call for the whole batch: every unit, or only the title where the embed
-        # step already ran the body through this model (`doc.sentence_logits`).
+        # step already ran the body through this model (`doc.sentence_logits`, with the
+        # vectors of the same pass in `doc.embeddings`).
         units = [document_units(d, self.read_sentences) for d in docs]
-        known = [_known_logits(d, len(texts) - titled) for d, (texts, titled) in
+        known = [_known_outputs(d, len(texts) - titled) for d, (texts, titled) in
                  zip(docs, units, strict=True)]
         todo = [texts[: int(titled)] if k is not None else texts
                 for (texts, titled), k in zip(units, known, strict=True)]
-        fresh = self.logits([s for t in todo for s in t])
+        fresh_z, fresh_v = self.outputs([s for t in todo for s in t])
         start = 0
         for doc, (texts, titled), k, t in zip(docs, units, known, todo, strict=True):
-            z = fresh[start : start + len(t)]
+            z, v = fresh_z[start : start + len(t)], fresh_v[start : start + len(t)]
             start += len(t)
             if k is not None:
-                z = np.concatenate([z, k])
-            pooled = pool_probs(self.calibrated(z), self.pooling, titled) if texts else None
-            set_sentiment(doc, pooled, self.band)
+                z, v = np.concatenate([z, k[0]]), np.concatenate([v, k[1]])
+            if not texts:
+                set_sentiment(doc, None)
+            elif self.doc_head is not None:
+                set_sentiment(doc, self.doc_head.probs(self.calibrated(z), v, titled),
+                              self.doc_head.band_for(len(texts)))
+            else:
+                set_sentiment(doc, pool_probs(self.calibrated(z), self.pooling, titled),
+                              self.band)
         return docs
 
 
-def _known_logits(doc: Document, n_body: int) -> np.ndarray | None:
-    """The logits of the document's first `n_body` sentences, when the embed step kept them."""
-    z = doc.sentence_logits
-    return z[:n_body] if z is not None and len(z) >= n_body else None
+def _known_outputs(doc: Document, n_body: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The logits and vectors of the document's first `n_body` sentences, when the embed step
+    kept them from this model's pass (the logits are set only then)."""
+    z, v = doc.sentence_logits, doc.embeddings
+    if z is None or v is None or len(z) < n_body or len(v) < n_body:
+        return None
+    return z[:n_body], v[:n_body]
 
 
 BUILTIN_SENTIMENT: dict[str, Callable[[], SentimentModel]] = {
@@ -337,7 +364,8 @@ BUILTIN_SENTIMENT: dict[str, Callable[[], SentimentModel]] = {
 
 BUILTIN_DIRS = {HEAD_NAME: HEAD_DIR, LORA_NAME: LORA_DIR}
 # The files behind the "<part>-sha256:<digest>" parts of a built-in's revision (`provenance`).
-REVISION_FILES = {"adapter": "adapter_model.safetensors", "head": "head.safetensors"}
+REVISION_FILES = {"adapter": "adapter_model.safetensors", "head": "head.safetensors",
+                  "doc-head": DOC_HEAD_WEIGHTS}
 
 
 def builtin_metadata(name: str, revision: str | None, dirs: dict[str, Path] = BUILTIN_DIRS,

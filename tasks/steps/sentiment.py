@@ -19,8 +19,8 @@ class Sentiment(BaseStep):
 
     def needs_for(self, settings: StepSettings) -> tuple[str, ...]:
         # In the shared pass the embed step has run the lead through this very model: the
-        # step reads those logits and runs only the titles (`LoraSentiment.score`).
-        return (*self.needs, "sentence_logits") if settings.models.shared_pass \
+        # step reads those logits and vectors and runs only the titles (`LoraSentiment.score`).
+        return (*self.needs, "sentence_logits", "embeddings") if settings.models.shared_pass \
             else self.needs
 
     def setup(self, settings: StepSettings) -> None:
