@@ -51,7 +51,7 @@ POLAR = [SENTIMENT_LABELS.index("negative"), SENTIMENT_LABELS.index("positive")]
 DEFAULTS: dict[str, Any] = {"epochs": 3, "doc_batch": 8, "sentence_batch": 32, "lr": 3e-4,
                             "head_lr": 1e-3, "doc_head_lr": 1e-3, "weight_decay": 0.01,
                             "doc_weight": 1.0, "hidden": 64, "seed": 17, "sst2_rows": 20000,
-                            "fpb_repeat": 3, "title_copies": 1}
+                            "fpb_repeat": 3, "title_copies": 0}
 
 
 class Units:
@@ -279,8 +279,10 @@ def package(trained: Path, into: Path) -> dict[str, Any]:
                                "training": {"hyperparameters": record["hyperparameters"],
                                             "epoch_kept": best["epoch"],
                                             "history": record["history"],
-                                            "command": "python -m tasks.training."
-                                                       "train_news_sentiment"}}
+                                            "command": f"python -m tasks.training."
+                                                       f"train_news_sentiment --out {trained} "
+                                                       f"(hyperparameters above), then "
+                                                       f"--package {trained}"}}
     atomic_write_bytes(config_path, (json.dumps(config, indent=2) + "\n").encode("utf-8"))
     model = _lora_class()(into, "minilm-lora")
     dev_items = news_docs.labelled_items("dev")
