@@ -225,8 +225,13 @@ def run(
 
     if reason := unwritable_reason(config.output.path):  # before hours of work, not after
         raise _fail(f"output folder not writable: {config.output.path}: {reason}", 2)
+    from tasks.io.output_lock import OutputBusy, is_locked, read_holder
     from tasks.io.verify import DamagedOutput, check_undamaged
 
+    if is_locked(config.output.path) and config.output.wait_s is None:  # the common case,
+        # before Prefect starts; the flow takes the lock itself (two runs may still meet there)
+        raise _fail(str(OutputBusy(config.output.path, read_holder(config.output.path), None)),
+                    EXIT_BUSY)
     try:  # a damaged shard: one line and the way out, before any model loads
         check_undamaged(config.output.path)
     except DamagedOutput as exc:
@@ -250,7 +255,6 @@ def run(
 
     from flows.digest import digest_for
     from tasks.io.faults import known_fault
-    from tasks.io.output_lock import OutputBusy
 
     _no_traceback_for_check_errors()
     # With no server configured each run starts a temporary API; heartbeats (for crash

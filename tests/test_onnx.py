@@ -150,7 +150,12 @@ def test_flow_with_onnx_backend_matches_torch(prefect_harness, tmp_path):
     assert sum(same) >= len(same) - 1
     for o, t in zip(onnx_rows, torch_rows, strict=True):
         assert set(o["summary_sentences"]) & set(t["summary_sentences"])
-        assert o["sentiment_score"] == pytest.approx(t["sentiment_score"], abs=0.1)
+        # int8 moves a sentence's probabilities by up to 0.25 (test_news_sentiment); the
+        # document head reads several units at once, so one document may move as much
+        assert o["sentiment_score"] == pytest.approx(t["sentiment_score"], abs=0.25)
+    moves = [abs(o["sentiment_score"] - t["sentiment_score"])
+             for o, t in zip(onnx_rows, torch_rows, strict=True)]
+    assert sum(moves) / len(moves) < 0.1
     prov = onnx_rows[0]["provenance"]
     assert prov["encoder"]["revision"] == torch_rows[0]["provenance"]["encoder"]["revision"]
     for model in ("encoder", "sentiment_model"):

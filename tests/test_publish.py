@@ -107,8 +107,12 @@ def output_copy(digest_output, tmp_path):
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every data file's size and time; the output's lock file (which publish takes while
+    it stages, `tasks.io.output_lock`) is coordination, not data."""
+    from tasks.io.output_lock import LOCK_NAME
+
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != LOCK_NAME}
 
 
 def test_dry_run_stages_a_card_that_load_dataset_reads_back_row_for_row(digest_output):
