@@ -461,11 +461,13 @@ def verify(
     from tasks.io.verify import repair_output, verify_output
 
     try:  # no run writes while the files are read (and moved)
-        with hold_output(data_dir, "verify"):
+        with hold_output(data_dir, "verify", reader=not repair):
             problems = verify_output(data_dir)
             moved = repair_output(data_dir, problems) if repair else []
     except OutputBusy as exc:
         raise _fail(str(exc), EXIT_BUSY) from None
+    except OSError as exc:  # --repair on a folder this process may not write
+        raise _fail(f"cannot repair {data_dir}: {exc.strerror or exc}", 2) from None
     for problem in problems:
         done = " -> quarantine/" if problem in moved else ""
         out.print(f"{problem.line()}{done}", highlight=False, soft_wrap=True)

@@ -59,7 +59,7 @@ class PublishConfig(BaseModel):
 def stage_task(config: PublishConfig) -> steps.Staged:
     # The output's lock, as a run takes it: a run still writing is never staged half-way,
     # and no run starts writing while the shards are read (tasks.io.output_lock).
-    with hold_output(config.data_dir, f"publish-{config.repo_id}"):
+    with hold_output(config.data_dir, f"publish-{config.repo_id}", reader=True):
         check_undamaged(config.data_dir)  # a damaged shard is never staged
         shards = steps.local_shards(config.data_dir)
         staging = config.staging()

@@ -206,3 +206,22 @@ def test_a_dask_run_and_a_thread_run_at_once(corpus, tmp_path, prefect_harness):
     assert [code for code, _ in results] == [0, 0], results
     ids = _doc_ids(out)
     assert len(ids) == len(set(ids)) == len(corpus)
+
+
+def test_a_reader_of_a_read_only_output_goes_ahead_unlocked(tmp_path, monkeypatch):
+    """publish and verify read an output they may not write (a read-only mount) as before;
+    a writer there fails as it would on any write. (The lock file cannot be opened: EROFS.)"""
+    import errno
+
+    real_open = os.open
+
+    def read_only(path, flags, *args):
+        if str(path).endswith(LOCK_NAME) and flags & os.O_CREAT:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with hold_output(tmp_path, "reader", reader=True) as me:
+        assert me is None
+    with pytest.raises(OSError, match="Read-only"), hold_output(tmp_path, "writer"):
+        pass

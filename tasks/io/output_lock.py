@@ -17,6 +17,7 @@ from there.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
@@ -69,12 +70,22 @@ def is_locked(output: Path) -> bool:
 
 @contextmanager
 def hold_output(output: Path, run_id: str, wait_s: float | None = None,
-                poll_s: float = POLL_S) -> Iterator[dict]:
+                poll_s: float = POLL_S, reader: bool = False) -> Iterator[dict | None]:
     """Hold the output's lock for the body; refuse (`OutputBusy`) when another run holds it,
-    at once or after `wait_s` seconds. Yields what the holder file says of this run."""
+    at once or after `wait_s` seconds. Yields what the holder file says of this run.
+
+    `reader` (publish staging, verify without repair): an output this process may not
+    write is read without the lock (yields None), as before the lock existed."""
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    fd = os.open(output / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        fd = os.open(output / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except (PermissionError, OSError) as exc:
+        if reader and isinstance(exc, PermissionError | OSError) and exc.errno in (
+                errno.EACCES, errno.EPERM, errno.EROFS):
+            yield None
+            return
+        raise
     start = time.monotonic()
     try:
         while True:
