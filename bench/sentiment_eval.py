@@ -291,13 +291,8 @@ def evaluate_documents(model, split: str = "test") -> dict[str, Any]:
     out = {"split": split, "groups": {}}
     for name, mask in document_groups(items).items():
         meta = [i for i, k in zip(items, mask, strict=True) if k]
-        # labels as the rows hold them: band None takes them as given (argmax of one-hot)
-        out["groups"][name] = doc_metrics(np.eye(3)[pred[mask]], y[mask], meta, None)
-        score = probs[mask, 2] - probs[mask, 0]
-        clear_polar = np.array([m["clarity"] == "clear" for m in meta]) & (y[mask] != 1)
-        sign_ok = np.where(y[mask] == 2, score > 0, score < 0)
-        out["groups"][name]["clear_polar_sign"] = (float(sign_ok[clear_polar].mean())
-                                                   if clear_polar.any() else None)
+        # the labels as the rows hold them (each document's own band)
+        out["groups"][name] = doc_metrics(probs[mask], y[mask], meta, None, pred=pred[mask])
     out["confusion"] = [[int(((y == a) & (pred == b)).sum()) for b in range(3)] for a in range(3)]
     out["neutral_share"] = float((pred == 1).mean())
     return out

@@ -274,7 +274,7 @@ def child(args: argparse.Namespace) -> None:
     if args.arm.endswith("-pooled"):  # the measured arm without the document head
         import tasks.models.sentiment as sentiment
 
-        sentiment.load_document_head = lambda folder: None
+        sentiment.load_document_head = lambda folder, config: None
     if args.arm == "naive":
         result = run_naive(args.input, args.sst2_limit)
     else:

@@ -265,11 +265,11 @@ def _set_up(config: DigestConfig, run_id: str, logger: Any) -> _Run:
         import torch
 
         torch.set_num_threads(config.runtime.torch_threads)  # process-wide, as torch defines it
+    check_undamaged(output)  # one line naming the file, before models load or Arrow fails
     t0 = time.perf_counter()
     provenance = load_models(settings)
     load_s = time.perf_counter() - t0
 
-    check_undamaged(output)  # one line naming the file, not an Arrow traceback mid-run
     removed = remove_stale_temporaries(output)
     if removed:
         logger.warning("removed %d temporary file(s) left by an interrupted run", len(removed))

@@ -84,19 +84,20 @@ def _listed_rows(manifests: dict[str, dict]) -> dict[str, int]:
     return out
 
 
-def _check_parquet(path: Path, schema: pa.Schema | None) -> str | None:
-    """What is wrong with one Parquet file, or None."""
+def _check_parquet(path: Path, schema: pa.Schema | None) -> tuple[str | None, int | None]:
+    """What is wrong with one Parquet file (or None), and its row count when readable."""
     try:
         meta = pq.read_metadata(path)
         file_schema = meta.schema.to_arrow_schema()
     except (OSError, pa.ArrowException) as exc:
-        return f"not a complete Parquet file ({_short(exc)})"
+        return f"not a complete Parquet file ({_short(exc)})", None
     if schema is not None:
         wrong = [f.name for f in file_schema if f.name in schema.names
                  and not f.type.equals(schema.field(f.name).type)]
-        if wrong or "doc_id" not in file_schema.names and schema is DOCUMENT_SCHEMA:
-            return f"schema differs from textdigest's ({', '.join(wrong) or 'no doc_id'})"
-    return None
+        no_id = schema is DOCUMENT_SCHEMA and "doc_id" not in file_schema.names
+        if wrong or no_id:
+            return f"schema differs from textdigest's ({', '.join(wrong) or 'no doc_id'})", None
+    return None, meta.num_rows
 
 
 def verify_output(output: Path) -> list[Problem]:
@@ -111,11 +112,9 @@ def verify_output(output: Path) -> list[Problem]:
             if path.name.startswith("."):
                 continue  # a temporary: never visible as data
             rel = path.relative_to(output).as_posix()
-            what = _check_parquet(path, schema)
-            if what is None and rel in listed:
-                rows = pq.read_metadata(path).num_rows
-                if rows != listed[rel]:
-                    what = f"holds {rows} rows, its manifest says {listed[rel]}"
+            what, rows = _check_parquet(path, schema)
+            if what is None and rel in listed and rows != listed[rel]:
+                what = f"holds {rows} rows, its manifest says {listed[rel]}"
             if what:
                 problems.append(Problem(rel, what, _run_of(path), listed.get(rel)))
     set_aside = _set_aside(output)

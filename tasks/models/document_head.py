@@ -16,7 +16,6 @@ the batch it came in.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +123,9 @@ class DocumentHead:
             return torch.softmax(z, dim=-1).numpy()
 
 
-def load_document_head(folder: Path) -> DocumentHead | None:
-    """The folder's document head, or None when the model has none (older weights)."""
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+def load_document_head(folder: Path, config: dict[str, Any]) -> DocumentHead | None:
+    """The folder's document head (`config` is its parsed config.json), or None when the
+    model has none (older weights)."""
     if "document_head" not in config:
         return None
     return DocumentHead(folder, config)

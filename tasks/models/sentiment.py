@@ -194,7 +194,7 @@ class LoraSentiment:
         self.band = self.config.get("neutral_band")
         # The document label from the units' outputs (`tasks.models.document_head`), when
         # the weights have one; else the sentences' probabilities pooled by `pooling`.
-        self.doc_head = load_document_head(folder)
+        self.doc_head = load_document_head(folder, self.config)
         base_ref = adapter_base(self.config, folder)
         self.base_revision = base_ref.revision
         self.adapter_digest = file_digest(files[2])

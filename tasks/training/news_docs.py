@@ -26,6 +26,7 @@ import numpy as np
 
 from tasks.models.sentiment_base import label_indices
 from tasks.record import Document
+from tasks.training.train_head import text_bucket
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 HUFFPOST = SHARED / "train" / "news_category_v3.jsonl"
@@ -41,7 +42,7 @@ HUFFPOST_QUOTA = {"POLITICS": 200, "ENTERTAINMENT": 130, "U.S. NEWS": 130, "WORL
                   "SPORTS": 80, "CRIME": 60, "BUSINESS": 45, "MONEY": 25, "ENVIRONMENT": 30,
                   "MEDIA": 25, "TECH": 20, "SCIENCE": 15, "WEIRD NEWS": 15, "other": 35}
 REUTERS_QUOTA = {"earn": 150, "acq": 100, "other": 300}
-SPLIT_RULE = ("split_bucket(id) = sha256(id) first 8 hex digits mod 100: "
+SPLIT_RULE = ("text_bucket(id) = sha256(id) first 8 hex digits mod 100: "
               "< 65 train, 65-79 dev, >= 80 test")
 LICENCES = {
     "huffpost": "News Category Dataset v3 (Misra, 2022): CC BY 4.0; headline and description "
@@ -53,13 +54,9 @@ LICENCES = {
 }
 
 
-def split_bucket(item_id: str) -> int:
-    return int(hashlib.sha256(item_id.encode("utf-8")).hexdigest()[:8], 16) % 100
-
-
 def split_of(item_id: str) -> str:
-    """The fixed split of an item, from its id alone."""
-    b = split_bucket(item_id)
+    """The fixed split of an item, from its id alone (`text_bucket`, as every split here)."""
+    b = text_bucket(item_id)
     return "train" if b < 65 else "dev" if b < 80 else "test"
 
 
@@ -223,9 +220,10 @@ def fit_band(probs: np.ndarray, y: np.ndarray) -> float:
 
 
 def doc_metrics(probs: np.ndarray, y: np.ndarray, meta: list[dict],
-                band: float | None) -> dict[str, Any]:
-    """Accuracy, macro-F1, and on clear polar items the label and the score's sign."""
-    pred = labels_of(probs, band)
+                band: float | None, pred: np.ndarray | None = None) -> dict[str, Any]:
+    """Accuracy, macro-F1, and on clear polar items the label and the score's sign. `pred`:
+    the labels the model gave (else by `band` from `probs`)."""
+    pred = labels_of(probs, band) if pred is None else pred
     score = probs[:, 2] - probs[:, 0]
     clear_polar = np.array([m["clarity"] == "clear" for m in meta]) & (y != 1)
     sign_ok = np.where(y == 2, score > 0, score < 0)
