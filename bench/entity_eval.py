@@ -5,6 +5,7 @@ and macro-F1.
         [--predictions preds.jsonl] [--backend onnx|torch]
     python -m bench.entity_eval --sentfin ../shared/train/sentfin.tsv   # its held-out entities
     python -m bench.entity_eval --headlines tests/data/two_entity_headlines.jsonl
+    python -m bench.entity_eval --articles   # the team's 30 labelled news items
 
 Input: the NewsMTSC format, one JSON object a line with `sentence`, `from`, `to`, `mention`
 and `polarity` (-1, 0, 1). Each mention runs alone through the entity model (ONNX int8 by
@@ -15,6 +16,11 @@ default, as `textdigest run`); its label follows the model's neutral band, as th
 `--headlines`: one JSON object a line, `text` and `signs` ({name: 1 or -1}); runs the whole
 `entities` step (finder and model) on each text as a title and counts the names found, the
 signs right, and for two names of opposite news the right order and opposite signs.
+
+`--articles`: the team's entity set (`tasks.training.news_entities`: 30 headline-first news
+items, title and lead, every entity labelled twice); runs the pipeline's clean and entities
+steps on each and scores the rows: (name, type) precision and recall, and entities split
+into two rows. `--predictions` writes each item's rows.
 """
 
 from __future__ import annotations
@@ -87,6 +93,25 @@ def headline_counts(path: Path, model) -> dict[str, object]:
     return out
 
 
+def article_counts(model, with_reuters: bool = True) -> dict[str, object]:
+    """The `--articles` figures (module docstring), per source and overall."""
+    from tasks.models.entity_finder import load_finder
+    from tasks.steps.entities import entities_of
+    from tasks.training.news_docs import news_documents
+    from tasks.training.news_entities import items, score
+
+    labelled = items(with_reuters)
+    docs = news_documents(labelled)
+    entities_of(docs, load_finder(), model)
+    rows = [[{"name": e["name"], "type": e["type"]} for e in d.entities] for d in docs]
+    out: dict[str, object] = {"all": score(rows, [i["entities"] for i in labelled])}
+    for source in sorted({i["source"] for i in labelled}):
+        pick = [k for k, i in enumerate(labelled) if i["source"] == source]
+        out[source] = score([rows[k] for k in pick], [labelled[k]["entities"] for k in pick])
+    out["rows"] = [{"id": i["id"], "entities": r} for i, r in zip(labelled, rows, strict=True)]
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = p.add_mutually_exclusive_group(required=True)
@@ -96,6 +121,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                              "tasks.training.entity_data), each entity's first mention")
     source.add_argument("--headlines", type=Path,
                         help="JSONL of texts with the expected sign per name (docstring)")
+    source.add_argument("--articles", action="store_true",
+                        help="the team's 30 labelled news items: entity rows' (name, type) "
+                             "precision and recall")
     p.add_argument("--predictions", type=Path, default=None)
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     p.add_argument("--model-dir", type=Path, default=None,
@@ -113,6 +141,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         model, args.backend = EntitySentiment(args.model_dir), "torch"
     else:
         model = ModelNames(backend=args.backend).load_entity_model()
+    if args.articles:
+        counts = article_counts(model)
+        if args.predictions:
+            args.predictions.write_text("".join(json.dumps(r) + "\n" for r in counts["rows"]),
+                                        encoding="utf-8")
+        json.dump({k: v for k, v in counts.items() if k != "rows"}, sys.stdout)
+        print()
+        return counts
     if args.headlines:
         counts = headline_counts(args.headlines, model)
         if args.predictions:

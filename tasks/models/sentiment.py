@@ -22,6 +22,7 @@ import numpy as np
 from tasks.models.document_head import WEIGHTS as DOC_HEAD_WEIGHTS
 from tasks.models.document_head import load_document_head
 from tasks.models.encoder import load_encoder
+from tasks.models.entity_tagger import TAGGER_WEIGHTS, load_tagger, tagger_inputs
 from tasks.models.lead import LEAD_SENTENCES
 from tasks.models.registry import (
     ASSETS,
@@ -138,6 +139,14 @@ class EmbeddingHeadSentiment:
         return docs
 
 
+def tagger_features(hidden_states, layers, words, shapes):
+    """(1, words, features): the first pieces' states of `layers`, then their shapes."""
+    import torch
+
+    states = torch.cat([hidden_states[k][0, words] for k in layers], dim=-1)
+    return torch.cat([states, shapes], dim=-1).unsqueeze(0)
+
+
 def mean_pool(hidden, mask):
     """Mean of the token vectors that are not padding: the pooling LoRA training used."""
     weights = mask.unsqueeze(-1).to(hidden.dtype)
@@ -195,6 +204,10 @@ class LoraSentiment:
         # The document label from the units' outputs (`tasks.models.document_head`), when
         # the weights have one; else the sentences' probabilities pooled by `pooling`.
         self.doc_head = load_document_head(folder, self.config)
+        # Entity finding from the same pass (`tasks.models.entity_tagger`), when it has one.
+        self.tagger_config = self.config.get("entity_tagger")
+        self.tagger_digest = (file_digest(folder / TAGGER_WEIGHTS) if self.tagger_config
+                              else None)
         base_ref = adapter_base(self.config, folder)
         self.base_revision = base_ref.revision
         self.adapter_digest = file_digest(files[2])
@@ -202,7 +215,7 @@ class LoraSentiment:
         self.lora = self.config["lora"]
         self.base_path = base_ref.path
         self.tokenizer = AutoTokenizer.from_pretrained(str(base_ref.path))
-        self._encoder = self._head = None
+        self._encoder = self._head = self._tagger = None
         self._lock = threading.Lock()  # torch modules are not safe to call from several threads
         self.cache = RowCache()
         if load_weights:
@@ -229,6 +242,18 @@ class LoraSentiment:
         self._head = torch.nn.Linear(int(self.config["hidden_size"]), len(self.labels))
         self._head.load_state_dict(load_file(str(self.folder / "head.safetensors")))
         self._head.float().eval()
+        self._tagger = load_tagger(self.folder, self.config)
+
+    @property
+    def has_tagger(self) -> bool:
+        return self.tagger_config is not None
+
+    def tagger_params(self) -> dict[str, object]:
+        """How the pass finds entities, for the provenance."""
+        c = self.tagger_config or {}
+        return {"tagger": f"{self.name} entity_tagger", "layers": c.get("layers"),
+                "hidden": c.get("hidden"), "rnn": c.get("rnn"), "tags": c.get("tags"),
+                "revision": self.pass_revision}
 
     @property
     def ref(self) -> ModelRef:
@@ -270,9 +295,11 @@ class LoraSentiment:
 
     @property
     def pass_revision(self) -> str:
-        """The weights of the encoder pass: base, adapter and sentence-head digests."""
+        """The weights of the encoder pass: base, adapter, sentence-head and (when it has one)
+        entity-tagger digests."""
+        tagger = f";tagger-sha256:{self.tagger_digest}" if self.tagger_digest else ""
         return (f"{self.base_revision};adapter-sha256:{self.adapter_digest};"
-                f"head-sha256:{self.head_digest}")
+                f"head-sha256:{self.head_digest}{tagger}")
 
     @property
     def revision(self) -> str:
@@ -284,23 +311,42 @@ class LoraSentiment:
         """(n, 3) raw head logits (before temperature) and (n, dim) L2-normalised sentence
         vectors, from one pass, each sentence alone (`tasks.models.rowwise`), in input order;
         a sentence seen before in this process is not run again."""
-        rows = self.cache.rows(sentences, self._compute, len(self.labels) + self.dim)
-        return rows[:, : len(self.labels)], rows[:, len(self.labels):]
+        width = len(self.labels)
+        rows = np.zeros((len(sentences), width + self.dim), dtype=np.float32)
+        for i, item in enumerate(self.cache.items(sentences, self._compute)):
+            rows[i] = item[0]
+        return rows[:, :width], rows[:, width:]
 
-    def _compute(self, sentences: list[str]) -> np.ndarray:
-        """[logits | vector] per sentence, on torch, one sentence per forward pass."""
+    def tags(self, sentences: list[str]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
+        """Per sentence, from the same pass (cached with its other outputs): the character
+        range of each word and its (words, tags) tagger logits (`tasks.models.entity_tagger`)."""
+        if not self.has_tagger:
+            raise ModelError(f"{self.name} has no entity tagger (config.json entity_tagger)")
+        return [(item[1], item[2]) for item in self.cache.items(sentences, self._compute)]
+
+    def _compute(self, sentences: list[str]) -> list[tuple]:
+        """(logits | vector, word ranges, tagger logits) per sentence, on torch, one sentence
+        per forward pass."""
         import torch
 
-        out = np.zeros((len(sentences), len(self.labels) + self.dim), dtype=np.float32)
+        out = []
         with self._lock, torch.inference_mode():
-            for i, sentence in enumerate(sentences):
-                enc = self.tokenizer([sentence], truncation=True, max_length=self.max_length,
-                                     return_tensors="pt")
-                hidden = self._encoder(input_ids=enc["input_ids"],
-                                       attention_mask=enc["attention_mask"]).last_hidden_state
-                pooled = mean_pool(hidden, enc["attention_mask"])
-                out[i, : len(self.labels)] = self._head(pooled)[0].numpy()
-                out[i, len(self.labels):] = torch.nn.functional.normalize(pooled, dim=-1)[0]
+            for sentence in sentences:
+                x = tagger_inputs(self.tokenizer, sentence, self.max_length)
+                ids = torch.tensor([x["ids"]])
+                mask = torch.ones_like(ids)
+                res = self._encoder(input_ids=ids, attention_mask=mask,
+                                    output_hidden_states=self._tagger is not None)
+                pooled = mean_pool(res.last_hidden_state, mask)
+                row = np.concatenate([self._head(pooled)[0].numpy(),
+                                      torch.nn.functional.normalize(pooled, dim=-1)[0].numpy()])
+                tags = None
+                if self._tagger is not None:
+                    tags = self._tagger(tagger_features(
+                        res.hidden_states, self.tagger_config["layers"],
+                        torch.from_numpy(x["words"]), torch.from_numpy(x["shapes"])))[0].numpy()
+                    tags = tags[: len(x["spans"])]
+                out.append((row.astype(np.float32), x["spans"], tags))
         return out
 
     def logits(self, sentences: list[str]) -> np.ndarray:

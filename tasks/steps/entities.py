@@ -1,9 +1,10 @@
 """The `entities` step: who the title and lead name, and whether the news is good or bad for
 each of them.
 
-Names are found by `tasks.models.entity_finder` (and a watchlist, when given) in the title
-and the first `ENTITY_SENTENCES` sentences. Mentions of one entity are grouped ("Tesco plc",
-"Tesco", "Tesco's"); each mention is scored by the entity model
+Names are found by `tasks.models.entity_finder` (the entity tagger on the shared pass, and a
+watchlist, when given) in the title and the first `ENTITY_SENTENCES` sentences. Mentions of
+one entity are one row: "Tesco plc", "Tesco" and "Tesco's"; "Tony Blair", "Mr Blair" and
+"Blair"; "Congressional Budget Office (CBO)" and "CBO". Each mention is scored by the entity model
 (`tasks.models.entity_sentiment`) reading its own sentence, and an entity's mentions are
 pooled with the title weighted as for the document label. The label follows the entity
 model's own rule (its config.json `label_rule`: the arg-max, which scored about 5 points of
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.models.entity_finder import MARKET_TYPE, RULE_TYPE, Span
+from tasks.models.entity_finder import MARKET_TYPE, Span
 from tasks.models.lead import ENTITY_SENTENCES
 from tasks.models.sentiment_base import NEWS_POOLING, label_indices
 from tasks.record import SENTIMENT_LABELS, Document
@@ -67,6 +68,14 @@ class _Entity:
     key: tuple[str, ...]
     watched: bool = False
     mentions: list[tuple[int, int, int]] = field(default_factory=list)  # (unit, start, end)
+    types: list[str] = field(default_factory=list)  # the finder's type of each mention
+
+    def settle_type(self) -> None:
+        """The type most mentions have (the first mention's on a tie); market and watchlist
+        types only when no mention has another."""
+        named = [t for t in self.types if t not in (MARKET_TYPE, WATCHLIST_TYPE)]
+        if named:
+            self.type = max(dict.fromkeys(named), key=named.count)
 
 
 def _tokens(text: str) -> tuple[str, ...]:
@@ -80,8 +89,21 @@ def _tokens(text: str) -> tuple[str, ...]:
 
 def _contains(long: tuple[str, ...], short: tuple[str, ...]) -> bool:
     """`short` is the start or end of `long` ("Tesco" in "Tesco plc", "Johnson" in
-    "Boris Johnson")."""
-    return len(short) < len(long) and (long[: len(short)] == short or long[-len(short):] == short)
+    "Boris Johnson"), or its acronym ("CBO" of "Congressional Budget Office", "FBI" of
+    "Federal Bureau of Investigation")."""
+    if len(short) < len(long) and (long[: len(short)] == short or long[-len(short):] == short):
+        return True
+    return len(short) == 1 and len(long) > 1 and len(short[0]) == len(
+        [w for w in long if w not in _ACRONYM_SKIP] or long) and short[0] in _acronyms(long)
+
+
+_ACRONYM_SKIP = frozenset({"of", "and", "the", "for", "on", "in", "&"})
+
+
+def _acronyms(words: tuple[str, ...]) -> set[str]:
+    """Initials of a name, with and without its small words."""
+    content = [w for w in words if w not in _ACRONYM_SKIP]
+    return {"".join(w[0] for w in words), "".join(w[0] for w in content)}
 
 
 def find_entities(units: list[str], finder, watch: list[tuple[str, re.Pattern[str]]]
@@ -112,19 +134,21 @@ def find_entities(units: list[str], finder, watch: list[tuple[str, re.Pattern[st
         key = _tokens(span.text)
         if not key:
             continue
+        market = span.type == MARKET_TYPE
         ent = by_key.get(key) or next(
-            (e for e in entities if not e.watched
+            (e for e in entities if not e.watched and (e.type == MARKET_TYPE) == market
              and (_contains(e.key, key) or _contains(key, e.key))), None)
         if ent is None:
             ent = _Entity(span.text, span.type, key)
             entities.append(ent)
-        elif _contains(key, ent.key):  # a fuller form of an earlier name
+        elif _contains(key, ent.key) and len(key) > len(ent.key):  # a fuller form
             del by_key[ent.key]
             ent.name, ent.key = span.text, key
-        if ent.type in (RULE_TYPE, MARKET_TYPE) and span.type not in (RULE_TYPE, MARKET_TYPE):
-            ent.type = span.type
         by_key[ent.key] = ent
         ent.mentions.append((u, span.start, span.end))
+        ent.types.append(span.type)
+    for ent in entities:
+        ent.settle_type()
     return entities
 
 
@@ -194,13 +218,14 @@ class Entities(BaseStep):
     def setup(self, settings: StepSettings) -> None:
         from tasks.models.entity_finder import load_finder
 
-        load_finder()
+        load_finder(settings.models.backend)
         settings.models.load_entity_model()
 
     def process(self, docs: list[Document], settings: StepSettings) -> None:
         from tasks.models.entity_finder import load_finder
 
-        entities_of(docs, load_finder(), settings.models.load_entity_model(), settings.watchlist)
+        entities_of(docs, load_finder(settings.models.backend),
+                    settings.models.load_entity_model(), settings.watchlist)
 
 
 STEP = Entities()
