@@ -90,18 +90,30 @@ def load_finder(backend: str = "onnx") -> EntityFinder:
     return EntityFinder(load_sentiment(LORA_NAME))
 
 
+def _has_capital(text: str) -> bool:
+    return any(c.isupper() for c in text)
+
+
 def _spans(text: str, words: list[tuple[int, int]], logits) -> tuple[Span, ...]:
+    """The tagger's names, trimmed; a name has a capital where the text has any ("cts",
+    "gmt" are not names); then market words, joined to a place before a currency."""
     found: list[tuple[int, int, str]] = []  # word ranges
+    has_capitals = _has_capital(text)
     for a, b, kind in decode(viterbi_tags(logits)) if len(words) else ():
         a, b = _trim(text, words, a, b)
         while (kind == "PER" and b - a > 1
                and text[words[a][0]:words[a][1]].casefold() in HONORIFICS):
             a += 1
-        if b > a:
+        if b > a and (has_capitals <= _has_capital(text[words[a][0]:words[b - 1][1]])):
             found.append((a, b, TYPE_NAMES[kind]))
     taken = {i for a, b, _ in found for i in range(a, b)}
     for i, (a, b) in enumerate(words):
         if i not in taken and text[a:b].casefold() in MARKET_TERMS:
+            after = next((f for f in found if f[0] == i + 1 and f[2] != MARKET_TYPE
+                          and text[a].isupper() and text[b:words[i + 1][0]].isspace()), None)
+            if after is not None:  # "Commodity Futures Trading Commission": part of a name
+                found[found.index(after)] = (i, after[1], after[2])
+                continue
             # "Taiwan dollar", "U.S. dollar": a place or nationality just before is its name
             before = next((f for f in found if f[1] == i and f[2] in ("place", "misc")
                            and text[a:b].casefold() in CURRENCIES
