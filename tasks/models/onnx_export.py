@@ -91,9 +91,21 @@ def export_sentiment(model: LoraSentiment, path: Path) -> Path:
 
 
 def onnx_logits(session, model: LoraSentiment, sentences: list[str]) -> np.ndarray:
-    """(n, 3) logits from an onnxruntime session, tokenised as `model` does."""
+    """(n, 3) logits from an onnxruntime session, tokenised as `model` does: padded batches,
+    or each sentence alone where the graph also tags words (as runs call it)."""
+    from tasks.models.entity_tagger import tagger_inputs
+
     if not sentences:
         return np.zeros((0, len(model.labels)), dtype=np.float32)
+    if TAGGER_INPUTS[0] in {i.name for i in session.get_inputs()}:
+        rows = []
+        for sentence in sentences:
+            x = tagger_inputs(model.tokenizer, sentence, model.max_length)
+            ids = np.asarray([x["ids"]], dtype=np.int64)
+            rows.append(session.run(["logits"], {
+                "input_ids": ids, "attention_mask": np.ones_like(ids),
+                "words": x["words"], "shapes": x["shapes"]})[0][0])
+        return np.stack(rows)
     enc = model.tokenizer(sentences, padding=True, truncation=True,
                           max_length=model.max_length, return_tensors="np")
     feeds = {name: enc[name].astype(np.int64) for name in INPUT_NAMES}

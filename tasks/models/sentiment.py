@@ -411,7 +411,7 @@ BUILTIN_SENTIMENT: dict[str, Callable[[], SentimentModel]] = {
 BUILTIN_DIRS = {HEAD_NAME: HEAD_DIR, LORA_NAME: LORA_DIR}
 # The files behind the "<part>-sha256:<digest>" parts of a built-in's revision (`provenance`).
 REVISION_FILES = {"adapter": "adapter_model.safetensors", "head": "head.safetensors",
-                  "doc-head": DOC_HEAD_WEIGHTS}
+                  "doc-head": DOC_HEAD_WEIGHTS, "tagger": TAGGER_WEIGHTS}
 
 
 def builtin_metadata(name: str, revision: str | None, dirs: dict[str, Path] = BUILTIN_DIRS,
