@@ -187,3 +187,18 @@ def test_onnx_and_torch_tag_the_same_names():
     onnx, torch = load_finder("onnx").find_all(texts), load_finder("torch").find_all(texts)
     assert [[(s.text, s.type) for s in t] for t in onnx] == \
         [[(s.text, s.type) for s in t] for t in torch]
+
+
+@pytest.mark.parametrize("filler_words", [40, 52, 54, 55, 56, 57, 60, 70])
+def test_names_past_the_passs_token_limit_are_found_once(finder, filler_words):
+    """The pass reads a sentence's first max_length tokens; the words after them are tagged in
+    windows of their own. Wherever the limit falls (before, inside or after the names), each
+    name is one span with the text's own offsets, and no cut word becomes a name."""
+    filler = " ".join(["the", "company", "said", "that", "it", "would", "review", "its",
+                       "plans"] * 10)
+    lead = " ".join(filler.split()[:filler_words])
+    text = f"{lead} , while Tony Blair met Angela Merkel in Berlin on Monday ."
+    spans = finder.find(text)
+    assert [(s.text, s.type) for s in spans] == [
+        ("Tony Blair", "person"), ("Angela Merkel", "person"), ("Berlin", "place")]
+    assert all(text[s.start:s.end] == s.text for s in spans)

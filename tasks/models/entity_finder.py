@@ -41,6 +41,9 @@ HONORIFICS = frozenset("""mr mr. mrs mrs. ms ms. miss dr dr. sir lord lady dame 
 rev rev. rep rep. sen sen. gov gov. president prime minister chancellor judge""".split())  # noqa: SIM905
 
 
+OVERLAP_WORDS = 8  # a window past a text's first pass re-reads this many words before it
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     """A name found in a text: character range, the text as written, and its kind."""
@@ -69,9 +72,28 @@ class EntityFinder:
 
     def find_all(self, texts: Sequence[str]) -> tuple[tuple[Span, ...], ...]:
         """Names in each text; each text is tagged alone (its own pass), so what is found in
-        it does not depend on the others."""
-        return tuple(_spans(text, words, logits) for text, (words, logits)
-                     in zip(texts, self.model.tags(list(texts)), strict=True))
+        it does not depend on the others. The pass reads a text's first `max_length` tokens
+        (as sentiment does); the words past them are tagged in further windows of their own,
+        each starting `OVERLAP_WORDS` words back, so a long sentence's last names are found."""
+        tagged = self.model.tags(list(texts))
+        return tuple(self._windows(text, words, logits)
+                     for text, (words, logits) in zip(texts, tagged, strict=True))
+
+    def _windows(self, text: str, words: list[tuple[int, int]], logits) -> tuple[Span, ...]:
+        if words and words[-1][1] < len(text) and text[words[-1][1] - 1].isalnum() \
+                and text[words[-1][1]].isalnum():
+            words, logits = words[:-1], logits[:-1]  # the last word was cut by the pass
+        found = _spans(text, words, logits)
+        rest = text[words[-1][1]:] if words else ""
+        if len(words) < 2 or not any(c.isalnum() for c in rest):
+            return found
+        cut = words[max(1, len(words) - OVERLAP_WORDS)][0]
+        (tail_words, tail_logits), = self.model.tags([text[cut:]])
+        tail = self._windows(text[cut:], tail_words, tail_logits)
+        kept = [f for f in found if f.start < cut]
+        end = max((f.end for f in kept), default=cut)
+        return (*kept, *(Span(f.start + cut, f.end + cut, f.text, f.type) for f in tail
+                         if f.start + cut >= max(cut, end)))
 
     def clear(self) -> None:
         self.model.cache.clear()
