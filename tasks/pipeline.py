@@ -7,6 +7,8 @@ module under `tasks/steps/` and one entry in `STEPS` (ARCHITECTURE.md).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 from collections.abc import Sequence
 
@@ -70,12 +72,13 @@ def run_step(step: Step, batch: Batch, settings: StepSettings, last: bool = Fals
     fields (embeddings) are dropped, so what travels back to the writer is only what it
     writes."""
     start = time.perf_counter()
+    before = [_snapshot(doc) for doc in batch.docs]
     try:
         step.process(batch.docs, settings)
         todo = batch.docs
     except Exception:  # noqa: BLE001 - fall back to one document at a time
         todo = []
-        for doc in batch.docs:
+        for doc in before:  # as they were: the failed call may have changed them
             try:
                 step.process([doc], settings)
                 todo.append(doc)
@@ -96,6 +99,17 @@ def run_step(step: Step, batch: Batch, settings: StepSettings, last: bool = Fals
     if last:
         drop_scratch(batch)
     return batch
+
+
+def _snapshot(doc: Document) -> Document:
+    """A copy of `doc` that a step's in-place writes do not reach: its containers (meta,
+    sentences, entities) are copied one level deep; a step replaces, never mutates, arrays."""
+    copied = copy.copy(doc)
+    for f in dataclasses.fields(doc):
+        value = getattr(doc, f.name)
+        if isinstance(value, dict | list):
+            setattr(copied, f.name, copy.copy(value))
+    return copied
 
 
 def _failed(step: Step, doc: Document, exc: Exception) -> Reject:

@@ -20,7 +20,7 @@ from tasks.io import ingest
 from tasks.models.entity_finder import load_finder
 from tasks.models.onnx_backend import load_onnx_sentiment
 from tasks.models.sentiment import LORA_NAME, load_sentiment
-from tasks.pipeline import process_batch
+from tasks.pipeline import active_steps, process_batch
 from tasks.record import documents_to_table
 from tasks.steps.base import Batch, StepSettings
 
@@ -200,3 +200,47 @@ def test_incremental_runs_and_flow_settings_give_the_rows_of_one_run(prefect_har
         out = tmp_path / f"flight{in_flight}"
         digest(base.updated(output=out, max_in_flight=in_flight, batch_size=size))
         _same_rows(_written(out), expected)
+
+
+class _BreaksOnBad:
+    """A step that does its real work, then raises when the batch holds the document "bad":
+    as a model or library failing on one input would, after changing its neighbours."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def __getattr__(self, name):
+        return getattr(self.step, name)
+
+    def process(self, docs, settings) -> None:
+        self.step.process(docs, settings)
+        if any(d.doc_id == "bad" for d in docs):
+            raise RuntimeError("cannot read this document")
+
+
+@pytest.mark.parametrize("name", [s.name for s in active_steps(StepSettings())])
+def test_a_neighbours_failure_changes_no_other_row(documents, onnx_settings, name):
+    """When a step fails on one document of a batch, the others are redone one at a time
+    from their state before the step: their rows are those of a run without that document,
+    column for column, and the failed one is that step's reject. One neighbour gets a
+    cleaning note (a sentence cut for length), which a second cleaning would repeat."""
+    import copy
+    import dataclasses
+
+    from tasks.record import Document
+    from tasks.steps.sentences import MAX_SENTENCE_CHARS
+
+    every = dataclasses.replace(onnx_settings, near_duplicates=True)
+    steps = [_BreaksOnBad(s) if s.name == name else s for s in active_steps(every)]
+    long = "Shares rose " + "and rose again " * (MAX_SENTENCE_CHARS // 10) + "on Monday."
+    picked = [Document(doc_id="long", source="t", raw_text=long), *documents[:6]]
+    bad = copy.deepcopy(documents[6])
+    bad.doc_id = "bad"
+    _fresh(onnx_settings)
+    alone = process_batch(Batch(seq=0, docs=copy.deepcopy(picked)), every)
+    assert not alone.rejects and "textdigest_note" in alone.docs[0].meta
+    _fresh(onnx_settings)
+    batch = process_batch(Batch(seq=0, docs=[*copy.deepcopy(picked[:4]), bad,
+                                             *copy.deepcopy(picked[4:])]), every, steps=steps)
+    assert [(r.doc_id, r.reason) for r in batch.rejects] == [("bad", f"{name}_failed")]
+    assert _rows(batch.docs) == _rows(alone.docs)
