@@ -141,16 +141,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         model, args.backend = EntitySentiment(args.model_dir), "torch"
     else:
         model = ModelNames(backend=args.backend).load_entity_model()
-    if args.articles:
-        counts = article_counts(model)
-        if args.predictions:
-            args.predictions.write_text("".join(json.dumps(r) + "\n" for r in counts["rows"]),
-                                        encoding="utf-8")
-        json.dump({k: v for k, v in counts.items() if k != "rows"}, sys.stdout)
-        print()
-        return counts
-    if args.headlines:
-        counts = headline_counts(args.headlines, model)
+    if args.articles or args.headlines:
+        counts = article_counts(model) if args.articles else headline_counts(args.headlines,
+                                                                             model)
         if args.predictions:
             args.predictions.write_text("".join(json.dumps(r) + "\n" for r in counts["rows"]),
                                         encoding="utf-8")
