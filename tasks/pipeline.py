@@ -54,7 +54,9 @@ def check_needs(steps: Sequence[Step], available: Sequence[str] = INGESTED,
     for step in steps:
         missing = [f for f in step.needs_for(settings) if f not in have]
         if missing:
-            raise PipelineError(f"step {step.name!r} needs {', '.join(missing)}, which no "
+            readers = step.model_needs(settings)
+            named = [f"{f} (read by {readers[f]})" if f in readers else f for f in missing]
+            raise PipelineError(f"step {step.name!r} needs {', '.join(named)}, which no "
                                 "earlier step provides")
         have.update(step.provides_for(settings))
 

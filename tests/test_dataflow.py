@@ -36,7 +36,8 @@ def test_the_default_run_declares_the_shared_pass():
 
 def test_check_needs_fails_when_the_shared_pass_has_no_embed_step():
     settings = _settings()
-    without_embed = [s for s in STEPS if s.name != "embed"]
+    # (the summariser, which reads the embeddings too, is left out: its own test is below)
+    without_embed = [s for s in STEPS if s.name not in ("embed", "summarize")]
     with pytest.raises(PipelineError, match="sentiment.*sentence_logits"):
         check_needs(without_embed, settings=settings)
     with pytest.raises(PipelineError, match="sentiment.*sentence_logits"):
@@ -57,7 +58,31 @@ def test_no_shared_pass_no_logits_declared(models):
     assert not settings.models.shared_pass
     assert "sentence_logits" not in STEP["embed"].provides_for(settings)
     assert "sentence_logits" not in STEP["sentiment"].needs_for(settings)
-    check_needs([s for s in STEPS if s.name != "embed"], settings=settings)
+    without_embed = [s for s in STEPS if s.name != "embed"]
+    if settings.models.needs_embeddings:  # a model reads the vectors: embed must run first
+        with pytest.raises(PipelineError, match="needs embeddings .read by the"):
+            check_needs(without_embed, settings=settings)
+    else:
+        check_needs(without_embed, settings=settings)
+
+
+@pytest.mark.parametrize("models, step, reader", [
+    ({}, "summarize", "the summariser 'extractive'"),
+    ({"summarizer": "some/seq2seq", "sentiment": "minilm-head"}, "sentiment",
+     "the sentiment model 'minilm-head'"),
+])
+def test_a_model_that_reads_embeddings_needs_the_embed_step(models, step, reader):
+    """Needs come from the chosen models: without the embed step the run fails at start,
+    naming the step, the field and the model, instead of the model computing the vectors
+    itself on another backend."""
+    settings = _settings(**models)
+    assert "embeddings" in STEP[step].needs_for(settings)
+    steps = [s for s in STEPS if s.name not in ("embed", "sentiment")] + \
+        ([STEP["sentiment"]] if step == "sentiment" else [])
+    message = f"step '{step}' needs embeddings \\(read by {reader}\\)"
+    with pytest.raises(PipelineError, match=message):
+        check_needs(steps, settings=settings)
+    check_needs([s for s in STEPS if s.name != "entities"], settings=settings)
 
 
 # --- the lead window: one home, checked at the start -----------------------------------------

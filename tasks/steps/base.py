@@ -62,6 +62,11 @@ class Step(Protocol):
         """The fields this run's step reads: `needs` and any its chosen models add."""
         ...
 
+    def model_needs(self, settings: StepSettings) -> dict[str, str]:
+        """The fields this run's chosen models add to `needs`, each with the model that
+        reads it ("the summariser 'extractive'"), for the start-up check's message."""
+        ...
+
     def provides_for(self, settings: StepSettings) -> tuple[str, ...]:
         """The fields this run's step writes: `provides` and any its chosen models add."""
         ...
@@ -93,7 +98,10 @@ class BaseStep:
         return True
 
     def needs_for(self, settings: StepSettings) -> tuple[str, ...]:
-        return self.needs
+        return (*self.needs, *(f for f in self.model_needs(settings) if f not in self.needs))
+
+    def model_needs(self, settings: StepSettings) -> dict[str, str]:
+        return {}
 
     def provides_for(self, settings: StepSettings) -> tuple[str, ...]:
         return self.provides

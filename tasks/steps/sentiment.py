@@ -6,6 +6,7 @@ pooling of sentences into a document live in `tasks.models`.
 
 from __future__ import annotations
 
+from tasks.models.sentiment import READS_EMBEDDINGS
 from tasks.record import Document
 from tasks.steps.base import BaseStep, StepSettings
 
@@ -17,11 +18,16 @@ class Sentiment(BaseStep):
     needs = ("sentences", "title")
     provides = ("sentiment", "sentiment_score", "sentiment_probs")
 
-    def needs_for(self, settings: StepSettings) -> tuple[str, ...]:
+    def model_needs(self, settings: StepSettings) -> dict[str, str]:
         # In the shared pass the embed step has run the lead through this very model: the
         # step reads those logits and vectors and runs only the titles (`LoraSentiment.score`).
-        return (*self.needs, "sentence_logits", "embeddings") if settings.models.shared_pass \
-            else self.needs
+        # An embedding-head model reads the embed step's vectors.
+        model = f"the sentiment model {settings.models.sentiment!r}"
+        if settings.models.shared_pass:
+            return {"sentence_logits": model, "embeddings": model}
+        if settings.models.sentiment in READS_EMBEDDINGS:
+            return {"embeddings": model}
+        return {}
 
     def setup(self, settings: StepSettings) -> None:
         settings.models.load_sentiment()

@@ -6,6 +6,7 @@ or distort it. The summarisers themselves live in `tasks.models.summarizers`.
 
 from __future__ import annotations
 
+from tasks.models.summarizers import READS_EMBEDDINGS
 from tasks.record import Document
 from tasks.steps.base import BaseStep, StepSettings
 
@@ -23,6 +24,12 @@ class Summarize(BaseStep):
     name = "summarize"
     needs = ("sentences",)
     provides = ("summary", "summary_sentence_ids", "summary_chunks", "summary_method")
+
+    def model_needs(self, settings: StepSettings) -> dict[str, str]:
+        # The extractive summariser ranks the lead by the embed step's vectors.
+        if settings.models.summarizer in READS_EMBEDDINGS:
+            return {"embeddings": f"the summariser {settings.models.summarizer!r}"}
+        return {}
 
     def setup(self, settings: StepSettings) -> None:
         settings.models.load_summarizer()
