@@ -10,11 +10,14 @@ import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from flows.config import DigestConfig
 from rich.table import Table
 
 app = typer.Typer(
@@ -84,6 +87,21 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     message = escape(" ".join(redact(message).split()))  # one line, no token, no markup
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # one line
     return typer.Exit(code)
+
+
+# `textdigest run` options named otherwise in DigestConfig, and those where 0 means "none".
+_RUN_RENAMED = {"threads": "torch_threads", "wait": "wait_s", "progress": "show_progress"}
+_RUN_ZERO_IS_NONE = ("batch_chars", "max_model_chars", "near_dup_threshold")
+
+
+def run_config(options: dict[str, Any]) -> DigestConfig:
+    """The DigestConfig of `textdigest run`'s options (by parameter name): its defaults are
+    DigestConfig's (a test holds them equal), so each default has one home."""
+    from flows.config import DigestConfig
+
+    flat = {_RUN_RENAMED.get(name, name): (value or None) if name in _RUN_ZERO_IS_NONE
+            else value for name, value in options.items() if name != "verbose"}
+    return DigestConfig(**flat)
 
 
 @app.command()
@@ -193,30 +211,12 @@ def run(
     OUTPUT/rejects/ with their reason, and a manifest to OUTPUT/runs/. Documents already in
     OUTPUT are skipped, so a repeated run adds only what is new.
     """
+    options = dict(locals())
     _quiet_env()
     _task_run_lines(verbose)  # before Prefect is imported: it reads the override at import
-    from flows.config import DigestConfig
 
     try:
-        config = DigestConfig(
-            input=input, output=output, summarizer=summarizer, sentiment_model=sentiment_model,
-            batch_size=batch_size, batch_chars=batch_chars or None, limit=limit,
-            text_field=text_field, text_column=text_column,
-            id_field=id_field, title_field=title_field, title_line=title_line,
-            max_model_chars=max_model_chars or None, shard_rows=shard_rows,
-            max_in_flight=max_in_flight,
-            max_reject_ratio=max_reject_ratio,
-            show_progress=progress and sys.stderr.isatty(),
-            near_dup_threshold=near_dup_threshold or None, task_runner=task_runner,
-            dask_address=dask_address, dask_workers=dask_workers,
-            summarizer_revision=summarizer_revision, sentiment_revision=sentiment_revision,
-            num_beams=num_beams, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-            no_repeat_ngram_size=no_repeat_ngram_size, length_penalty=length_penalty,
-            label_map=label_map, dtype=dtype, model_batch_size=model_batch_size,
-            non_english=non_english, torch_threads=threads, entities=entities,
-            watchlist=watchlist,
-            report=report, backend=backend, wait_s=wait,
-        )
+        config = run_config({**options, "progress": progress and sys.stderr.isatty()})
     except ValidationError as exc:
         raise _fail(_option_error(exc), 2) from None
     if not config.input.path.exists():

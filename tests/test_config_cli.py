@@ -72,3 +72,18 @@ def test_a_flat_mapping_and_the_nested_form_are_one_config():
 def test_the_model_defaults_agree_with_the_config():
     """Code that builds ModelNames() directly (benches, tests) runs what the product runs."""
     assert DigestConfig().model_names() == ModelNames()
+
+
+def test_run_option_defaults_are_digestconfigs():
+    """Each default has one home: `textdigest run` with no option builds DigestConfig(), and
+    the options that DigestConfig names otherwise (or where 0 means none) still reach it."""
+    import inspect
+
+    from flows import cli
+
+    defaults = {k: p.default for k, p in inspect.signature(cli.run).parameters.items()}
+    assert cli.run_config(defaults) == DigestConfig()
+    changed = cli.run_config({**defaults, "threads": 3, "wait": 5.0, "batch_chars": 0,
+                              "near_dup_threshold": 0, "batch_size": 64})
+    assert changed == DigestConfig(torch_threads=3, wait_s=5.0, batch_chars=None,
+                                   near_dup_threshold=None, batch_size=64)
