@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.io.output_lock import hold_output
 from tasks.io.verify import check_undamaged
-from tasks.outputs import publish as steps
+from tasks.outputs import publish as hub_dataset
 from tasks.runtime.secrets import install_redaction
 
 # Workers import this module without the CLI: tokens stay out of their logs too.
@@ -38,7 +38,7 @@ class PublishConfig(BaseModel):
     repo_id: str = Field(..., description="Dataset repo on the Hub, ORG/NAME.")
     private: bool = Field(False, description="Create the repo private (if it is created).")
     branch: str = Field("main", min_length=1, description="Branch to commit to.")
-    license: str = Field(steps.DEFAULT_LICENSE, pattern=r"^[a-z0-9][a-z0-9.+-]*$",
+    license: str = Field(hub_dataset.DEFAULT_LICENSE, pattern=r"^[a-z0-9][a-z0-9.+-]*$",
                          description="Licence id in the card (Hub licence identifiers).")
     dry_run: bool = Field(False, description="Stage, describe and validate; no network.")
     staging_dir: Path | None = Field(
@@ -52,55 +52,55 @@ class PublishConfig(BaseModel):
         return value
 
     def staging(self) -> Path:
-        return self.staging_dir or steps.default_staging_dir(self.data_dir)
+        return self.staging_dir or hub_dataset.default_staging_dir(self.data_dir)
 
 
 @task(name="stage-dataset", cache_policy=NO_CACHE)
-def stage_task(config: PublishConfig) -> steps.Staged:
+def stage_task(config: PublishConfig) -> hub_dataset.Staged:
     # The output's lock, as a run takes it: a run still writing is never staged half-way,
     # and no run starts writing while the shards are read (tasks.io.output_lock).
     with hold_output(config.data_dir, f"publish-{config.repo_id}", reader=True):
         check_undamaged(config.data_dir)  # a damaged shard is never staged
-        shards = steps.local_shards(config.data_dir)
+        shards = hub_dataset.local_shards(config.data_dir)
         staging = config.staging()
-        staged = steps.stage(config.data_dir, staging, shards)
-        card = steps.build_card(config.repo_id, shards, license=config.license,
+        staged = hub_dataset.stage(config.data_dir, staging, shards)
+        card = hub_dataset.build_card(config.repo_id, shards, license=config.license,
                                 branch=config.branch)
-    steps.write_card(staging, card)
+    hub_dataset.write_card(staging, card)
     return staged
 
 
 @task(name="validate-staged", cache_policy=NO_CACHE)
-def validate_task(staged: steps.Staged) -> dict[str, dict[str, int]]:
-    return steps.validate_staged(staged.folder, staged.shards)
+def validate_task(staged: hub_dataset.Staged) -> dict[str, dict[str, int]]:
+    return hub_dataset.validate_staged(staged.folder, staged.shards)
 
 
 def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     try:
         state.result()
     except Exception as exc:  # noqa: BLE001 - the failed state re-raises its exception
-        return steps.is_transient(exc)
+        return hub_dataset.is_transient(exc)
     return False
 
 
 @task(name="push-to-hub", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[5, 20, 60],
       retry_condition_fn=_retry_transient)
-def push_task(config: PublishConfig, staged: steps.Staged,
-              make_api: Callable[[str], steps.HubApi] | None) -> dict[str, Any]:
-    token = steps.hub_token()
+def push_task(config: PublishConfig, staged: hub_dataset.Staged,
+              make_api: Callable[[str], hub_dataset.HubApi] | None) -> dict[str, Any]:
+    token = hub_dataset.hub_token()
     if make_api is None:
         from huggingface_hub import HfApi
 
-        api: steps.HubApi = HfApi(token=token)
+        api: hub_dataset.HubApi = HfApi(token=token)
     else:
         api = make_api(token)
-    return steps.push(api, config.repo_id, staged.folder, staged, branch=config.branch,
+    return hub_dataset.push(api, config.repo_id, staged.folder, staged, branch=config.branch,
                       private=config.private)
 
 
 @flow(name="publish", log_prints=False)
 def publish(config: PublishConfig,
-            make_api: Callable[[str], steps.HubApi] | None = None) -> dict[str, Any]:
+            make_api: Callable[[str], hub_dataset.HubApi] | None = None) -> dict[str, Any]:
     """Publish `config.data_dir` to the Hub dataset `config.repo_id` (or rehearse it).
 
     `make_api` builds the Hub client from the token (default `HfApi(token=...)`); tests pass
@@ -108,25 +108,25 @@ def publish(config: PublishConfig,
     """
     logger = get_run_logger()
     if not config.dry_run:  # fail before staging: no Hub or no token, no point
-        steps.preflight(check_network=make_api is None)
+        hub_dataset.preflight(check_network=make_api is None)
     staged = stage_task(config)
     logger.info("staged %d shard(s) in %s (%d linked, %d copied, %d unchanged)",
                 len(staged.shards), staged.folder, staged.linked, staged.copied, staged.kept)
     checked = validate_task(staged)
     logger.info("load_dataset round trip: %s", ", ".join(
         f"{k} {v['rows']} rows" for k, v in checked.items()))
-    record = steps.record_path(config.data_dir, config.repo_id, config.branch)
+    record = hub_dataset.record_path(config.data_dir, config.repo_id, config.branch)
     result: dict[str, Any] = {"repo_id": config.repo_id, "branch": config.branch,
                               "staging": str(staged.folder), "validated": checked,
                               "dry_run": config.dry_run, "record": str(record)}
     if config.dry_run:
-        plan = steps.plan_commit(staged, steps.read_record(record)["files"])
+        plan = hub_dataset.plan_commit(staged, hub_dataset.read_record(record)["files"])
         result.update(would_upload=list(plan.files), new_shards=list(plan.new_shards),
                       already=plan.already, message=plan.message)
         logger.info("dry run: %s", plan.message)
         return result
     pushed = push_task(config, staged, make_api)
-    steps.write_record(record, config.repo_id, config.branch, staged.files,
+    hub_dataset.write_record(record, config.repo_id, config.branch, staged.files,
                        {"oid": pushed["oid"], "message": pushed["message"],
                         "files": pushed["uploaded"]})
     if pushed["remote_only"]:

@@ -61,6 +61,21 @@ def check_needs(steps: Sequence[Step], available: Sequence[str] = INGESTED,
         have.update(step.provides_for(settings))
 
 
+def step_table(settings: StepSettings | None = None, steps: Sequence[Step] = STEPS) -> str:
+    """ARCHITECTURE.md's step table, made from the declarations (a default run's needs and
+    provides, as `check_needs` reads them): `python -m tasks.pipeline` prints it, and a test
+    holds ARCHITECTURE.md to it."""
+    settings = settings if settings is not None else StepSettings()
+    rows = ["| Step | Module | Needs | Provides | Scratch (dropped after the last step) |",
+            "|---|---|---|---|---|"]
+    for step in steps:
+        module = type(step).__module__.replace(".", "/") + ".py"
+        cells = [step.name, f"`{module}`", ", ".join(step.needs_for(settings)),
+                 ", ".join(step.provides_for(settings)), ", ".join(step.scratch) or "–"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def setup_steps(steps: Sequence[Step], settings: StepSettings) -> None:
     """Load every step's models in this process (each is loaded once per process)."""
     for step in steps:
@@ -134,3 +149,7 @@ def process_batch(batch: Batch, settings: StepSettings,
     for i, step in enumerate(chosen):
         batch = run_step(step, batch, settings, last=i == len(chosen) - 1)
     return batch
+
+
+if __name__ == "__main__":
+    print(step_table())

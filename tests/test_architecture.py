@@ -225,3 +225,10 @@ def test_adding_a_step_names_what_a_new_column_and_scratch_need():
         setattr(doc, f, object())
     drop_scratch(Batch(seq=0, docs=[doc]))
     assert all(getattr(doc, f) is None for f in scratch)
+
+
+def test_the_step_table_in_architecture_is_the_codes():
+    """ARCHITECTURE.md's table is made from the step declarations, so it cannot drift."""
+    from tasks.pipeline import step_table
+
+    assert step_table() in ARCHITECTURE, "regenerate it: python -m tasks.pipeline"

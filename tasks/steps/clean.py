@@ -120,7 +120,9 @@ class Clean(BaseStep):
 
     name = "clean"
     needs = ("raw_text", "title", "meta")
-    provides = ("text", "published_date", "dateline", "agency", "sentences")
+    # title: cleaned like the body; meta: a note when sentences were cut or the models read
+    # only part of the text (`textdigest_note`)
+    provides = ("title", "meta", "text", "published_date", "dateline", "agency", "sentences")
 
     def process(self, docs: list[Document], settings: StepSettings) -> None:
         for doc in docs:
