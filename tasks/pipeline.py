@@ -32,7 +32,8 @@ INGESTED: tuple[str, ...] = ("doc_id", "source", "raw_text", "title", "meta")
 
 
 class PipelineError(ValueError):
-    """The step list cannot run: a step needs a field that no earlier step provides."""
+    """The step list cannot run: a step needs a field that no earlier step provides, or
+    writes one it does not declare."""
 
 
 def active_steps(settings: StepSettings, steps: Sequence[Step] = STEPS) -> list[Step]:
@@ -85,22 +86,31 @@ def setup_steps(steps: Sequence[Step], settings: StepSettings) -> None:
 def run_step(step: Step, batch: Batch, settings: StepSettings, last: bool = False) -> Batch:
     """One step over a batch, the one wrapper every run uses: timed under the step's name,
     and a failure isolated to the documents that fail (each becomes a `<step>_failed`
-    reject), so one bad document never costs the batch. After the last step the scratch
-    fields (embeddings) are dropped, so what travels back to the writer is only what it
-    writes."""
+    reject), so one bad document never costs the batch. A step is held to its declaration:
+    writing a field it does not provide fails the run (`PipelineError`). After the last step
+    the scratch fields (embeddings) are dropped, so what travels back to the writer is only
+    what it writes."""
     start = time.perf_counter()
     before = [_snapshot(doc) for doc in batch.docs]
     try:
         step.process(batch.docs, settings)
-        todo = batch.docs
+        done = list(zip(before, batch.docs, strict=True))
     except Exception:  # noqa: BLE001 - fall back to one document at a time
-        todo = []
-        for doc in before:  # as they were: the failed call may have changed them
+        done = []
+        for prior in before:  # as they were: the failed call may have changed them
+            doc = _snapshot(prior)
             try:
                 step.process([doc], settings)
-                todo.append(doc)
+                done.append((prior, doc))
             except Exception as exc:  # noqa: BLE001 - the reason goes into the reject row
-                batch.rejects.append(_failed(step, doc, exc))
+                batch.rejects.append(_failed(step, prior, exc))
+    allowed = {*step.provides_for(settings), *step.scratch}
+    for prior, doc in done:
+        wrote = sorted(_changed_fields(prior, doc) - allowed)
+        if wrote:
+            raise PipelineError(f"step {step.name!r} wrote {', '.join(wrote)}, which it does "
+                                "not declare (provides / provides_for)")
+    todo = [doc for _, doc in done]
     kept = []
     for doc in todo:  # the step's own rejects (nothing left to read, not English)
         try:
@@ -127,6 +137,22 @@ def _snapshot(doc: Document) -> Document:
         if isinstance(value, dict | list):
             setattr(copied, f.name, copy.copy(value))
     return copied
+
+
+def _changed_fields(before: Document, after: Document) -> set[str]:
+    """The fields a step changed: replaced, or a container changed in place."""
+    changed = set()
+    for f in dataclasses.fields(after):
+        old, new = getattr(before, f.name), getattr(after, f.name)
+        if old is new:
+            continue
+        try:
+            same = bool(old == new)
+        except (TypeError, ValueError):  # arrays: compared by identity only
+            same = False
+        if not same:
+            changed.add(f.name)
+    return changed
 
 
 def _failed(step: Step, doc: Document, exc: Exception) -> Reject:

@@ -232,3 +232,25 @@ def test_the_step_table_in_architecture_is_the_codes():
     from tasks.pipeline import step_table
 
     assert step_table() in ARCHITECTURE, "regenerate it: python -m tasks.pipeline"
+
+
+def test_a_step_that_writes_an_undeclared_field_fails():
+    """The runner holds a step to what it declares: a field written outside `provides` (here
+    a note in `meta`, as clean once did without declaring it) fails the run, naming both."""
+
+    class Sneaky(BaseStep):
+        name = "sneaky"
+        needs = ("text",)
+        provides = ("language",)
+
+        def process(self, docs: list[Document], settings: StepSettings) -> None:
+            for doc in docs:
+                doc.language = "en"
+                doc.meta["seen"] = True
+
+    doc = Document(doc_id="a", source="a", raw_text="x", text="x")
+    with pytest.raises(PipelineError, match="'sneaky' wrote meta, which it does not declare"):
+        run_step(Sneaky(), Batch(seq=0, docs=[doc]), StepSettings())
+    Sneaky.provides = ("language", "meta")
+    assert run_step(Sneaky(), Batch(seq=0, docs=[doc]), StepSettings()).docs[0].meta == \
+        {"seen": True}
