@@ -263,7 +263,7 @@ def load_encoder_model(base_dir: Path, adapter_dir: Path | None, trainable: bool
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    from tasks.models.sentiment import load_base_encoder
+    from tasks.models.encoder_pass import load_base_encoder
     from tasks.training.train_sentiment import LORA_TARGETS
 
     base = load_base_encoder(base_dir).float()

@@ -170,7 +170,7 @@ def naive_probs(model, sentences: list[str]):
     each alone, for batch-invariant rows; the naive loop keeps the plain batched forward)."""
     import torch
 
-    from tasks.models.sentiment import mean_pool
+    from tasks.models.encoder_pass import mean_pool
 
     with torch.inference_mode():
         enc = model.tokenizer(sentences, padding=True, truncation=True,

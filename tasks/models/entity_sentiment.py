@@ -115,7 +115,7 @@ class EntitySentiment:
         from peft import PeftModel
         from safetensors.torch import load_file
 
-        from tasks.models.sentiment import load_base_encoder
+        from tasks.models.encoder_pass import load_base_encoder
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)

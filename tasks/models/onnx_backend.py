@@ -113,7 +113,7 @@ def _encoder_graph(path: Path):
     """MiniLM -> mean pooling -> L2 normalisation: what sentence-transformers computes."""
     import torch
 
-    from tasks.models.sentiment import load_base_encoder, mean_pool
+    from tasks.models.encoder_pass import load_base_encoder, mean_pool
 
     class EmbeddingGraph(torch.nn.Module):
         def __init__(self):

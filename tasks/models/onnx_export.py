@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from tasks.io.atomic import atomic_path
-from tasks.models.sentiment import LoraSentiment, mean_pool, tagger_features
+from tasks.models.encoder_pass import mean_pool, tagger_features
+from tasks.models.sentiment import LoraSentiment
 
 INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAMES = ("logits", "embeddings")

@@ -38,9 +38,10 @@ import numpy as np
 
 from tasks.models.document_head import FEATURES, WEIGHTS, build_module, document_features
 from tasks.models.document_head import feature_dim as doc_feature_dim
+from tasks.models.encoder_pass import load_base_encoder, mean_pool
 from tasks.models.lead import LEAD_SENTENCES
 from tasks.models.registry import adapter_base
-from tasks.models.sentiment import LORA_DIR, load_base_encoder, mean_pool
+from tasks.models.sentiment import LORA_DIR
 from tasks.models.sentiment_base import document_units
 from tasks.record import SENTIMENT_LABELS, Document
 from tasks.training import news_docs

@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from tasks.models.batching import length_batches
+from tasks.models.encoder_pass import load_base_encoder, mean_pool
 from tasks.models.registry import DEFAULT_ENCODER, file_digest, resolve_encoder
-from tasks.models.sentiment import LORA_NAME, load_base_encoder, mean_pool
+from tasks.models.sentiment import LORA_NAME
 from tasks.models.sentiment_base import label_indices
 from tasks.record import SENTIMENT_LABELS
 from tasks.training.sentiment_data import (
