@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                         "the built-in one")
     args = p.parse_args(argv)
 
-    from tasks.models.names import ModelNames
+    from tasks.models.chosen import ChosenModels
     from tasks.models.sentiment_base import label_indices
     from tasks.training.train_head import three_class_metrics
 
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
         model, args.backend = EntitySentiment(args.model_dir), "torch"
     else:
-        model = ModelNames(backend=args.backend).load_entity_model()
+        model = ChosenModels(backend=args.backend).load_entity_model()
     if args.articles or args.headlines:
         counts = article_counts(model) if args.articles else headline_counts(args.headlines,
                                                                              model)

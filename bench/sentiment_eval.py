@@ -332,13 +332,13 @@ def entity_label_check(result: dict[str, Any], sets: dict[str, tuple[list[str], 
     entity's label (the `entities` column, ONNX as runs use it) on the same texts. SST-2
     and the news check are two-class: a label counts as right when its sign is. `band`: the
     document model's neutral band (None: arg-max)."""
+    from tasks.models.chosen import ChosenModels
     from tasks.models.entity_finder import load_finder
-    from tasks.models.names import ModelNames
     from tasks.models.sentiment_base import label_indices
     from tasks.record import SENTIMENT_LABELS, Document
     from tasks.steps.entities import entities_of
 
-    finder, model = load_finder(), ModelNames().load_entity_model()
+    finder, model = load_finder(), ChosenModels().load_entity_model()
     rows = []
     for name, (texts, y) in sets.items():
         docs = [Document(doc_id=str(i), source="bench", raw_text=t, text=t, sentences=[t])

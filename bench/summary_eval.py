@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from rouge_score import rouge_scorer
 
-from tasks.models.names import ModelNames
+from tasks.models.chosen import ChosenModels
 from tasks.models.sentence_encoders import load_sentence_encoder
 from tasks.models.summarizers import ExtractiveSummarizer, Summarizer, load_summarizer
 from tasks.record import Document
@@ -34,7 +34,7 @@ def encoder_for(summarizer: Summarizer):
     """The encoder whose vectors the flow gives `summarizer`: the default run's (the onnx
     backend) when the summariser reads that one."""
     name = getattr(getattr(summarizer, "params", None), "encoder", None)
-    models = ModelNames()
+    models = ChosenModels()
     return models.load_encoder() if name in (None, models.encoder) else load_sentence_encoder(name)
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tasks.io.ingest import IngestOptions
-from tasks.models.names import ModelNames
+from tasks.models.chosen import ChosenModels
 from tasks.steps.base import StepSettings
 from tasks.steps.sentences import MAX_MODEL_CHARS
 
@@ -127,7 +127,7 @@ class ModelsConfig(BaseModel):
                                  "are built in")
         return self
 
-    def names(self) -> ModelNames:
+    def names(self) -> ChosenModels:
         """The models by name with their options: what every process loads its own of."""
         from tasks.models.sentiment import BUILTIN_SENTIMENT
         from tasks.models.summarizers import BUILTIN_SUMMARIZERS
@@ -145,7 +145,7 @@ class ModelsConfig(BaseModel):
             summarizer.update(dtype=self.dtype, batch_size=self.model_batch_size)
         if self.sentiment_model not in BUILTIN_SENTIMENT:
             sentiment.update(dtype=self.dtype, batch_size=self.model_batch_size)
-        return ModelNames(
+        return ChosenModels(
             summarizer=self.summarizer, sentiment=self.sentiment_model,
             summarizer_options=tuple(sorted((k, v) for k, v in summarizer.items()
                                             if v is not None)),
@@ -299,7 +299,7 @@ class DigestConfig(BaseModel):
                              id_field=i.id_field, title_field=i.title_field,
                              title_line=i.title_line)
 
-    def model_names(self) -> ModelNames:
+    def model_names(self) -> ChosenModels:
         return self.models.names()
 
     def step_settings(self) -> StepSettings:

@@ -43,7 +43,7 @@ from tasks.io.write import (
     existing_reject_keys,
     remove_stale_temporaries,
 )
-from tasks.models.names import ModelNames
+from tasks.models.chosen import ChosenModels
 from tasks.models.registry import ModelError, package_version
 from tasks.pipeline import STEPS, active_steps, run_step, setup_steps
 from tasks.record import Document, Reject, documents_to_table, rejects_to_table
@@ -88,7 +88,7 @@ def load_models(settings: StepSettings) -> dict[str, Any]:
     }
 
 
-def _encoder_provenance(models: ModelNames) -> dict[str, str]:
+def _encoder_provenance(models: ChosenModels) -> dict[str, str]:
     """The embed step's encoder (loaded by its setup)."""
     encoder = models.load_encoder()
     # The onnx backend adds its backend and quantisation; the revision stays the weights'.

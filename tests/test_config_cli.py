@@ -10,7 +10,7 @@ import typer
 
 from flows.cli import app
 from flows.config import FLAT, GROUPS, DigestConfig
-from tasks.models.names import ModelNames
+from tasks.models.chosen import ChosenModels
 
 # Config fields spelt differently on the command line (flat name -> option name).
 RENAMED = {"show_progress": "progress", "torch_threads": "threads", "wait_s": "wait"}
@@ -70,8 +70,8 @@ def test_a_flat_mapping_and_the_nested_form_are_one_config():
 
 
 def test_the_model_defaults_agree_with_the_config():
-    """Code that builds ModelNames() directly (benches, tests) runs what the product runs."""
-    assert DigestConfig().model_names() == ModelNames()
+    """Code that builds ChosenModels() directly (benches, tests) runs what the product runs."""
+    assert DigestConfig().model_names() == ChosenModels()
 
 
 def test_run_option_defaults_are_digestconfigs():

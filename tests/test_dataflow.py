@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from tasks.models.names import ModelNames
+from tasks.models.chosen import ChosenModels
 from tasks.pipeline import STEPS, PipelineError, active_steps, check_needs
 from tasks.steps.base import StepSettings
 
@@ -20,7 +20,7 @@ STEP = {s.name: s for s in STEPS}
 
 
 def _settings(**models) -> StepSettings:
-    return StepSettings(models=ModelNames(**models))
+    return StepSettings(models=ChosenModels(**models))
 
 
 def test_the_default_run_declares_the_shared_pass():
@@ -93,10 +93,10 @@ def test_the_lead_window_has_one_home():
     from tasks.models.sentiment import LoraSentiment
     from tasks.models.summarizers import ExtractiveParams
 
-    assert ModelNames().embed_window == LEAD_SENTENCES
+    assert ChosenModels().embed_window == LEAD_SENTENCES
     assert LoraSentiment.read_sentences == LEAD_SENTENCES
     assert ExtractiveParams().read_sentences == LEAD_SENTENCES
-    ModelNames().check()  # agrees: no error
+    ChosenModels().check()  # agrees: no error
 
 
 def test_a_sentiment_read_window_other_than_the_embed_window_fails_at_start(monkeypatch):
@@ -195,7 +195,7 @@ def test_a_hugging_face_sentiment_model_never_loads_the_builtin_adapter(
         real = module._load_sentiment
         monkeypatch.setattr(module, "_load_sentiment",
                             lambda name, *a, _real=real: asked.append(name) or _real(name, *a))
-    settings = StepSettings(models=ModelNames(sentiment=str(tiny_classifier), backend=backend),
+    settings = StepSettings(models=ChosenModels(sentiment=str(tiny_classifier), backend=backend),
                             near_duplicates=False, entities=False)
     models = settings.models
     assert models.encoder == DEFAULT_ENCODER and not models.shared_pass
@@ -208,19 +208,19 @@ def test_a_hugging_face_sentiment_model_never_loads_the_builtin_adapter(
     assert provenance["encoder"]["name"] == base != LORA_NAME
     assert json.loads(provenance["summarizer"]["params"])["encoder"] == base
     # minilm-head keeps reading the base MiniLM's embeddings
-    assert ModelNames(sentiment="minilm-head").encoder == DEFAULT_ENCODER
+    assert ChosenModels(sentiment="minilm-head").encoder == DEFAULT_ENCODER
     # ... and the built-in LoRA model keeps the shared pass (default runs unchanged)
-    assert ModelNames().encoder == LORA_NAME and ModelNames().shared_pass
+    assert ChosenModels().encoder == LORA_NAME and ChosenModels().shared_pass
 
 
 def test_the_summarizer_encoder_is_a_setting_checked_against_the_head():
     from tasks.models.registry import DEFAULT_ENCODER, ModelError
 
-    base = ModelNames(summarizer_encoder=DEFAULT_ENCODER)
+    base = ChosenModels(summarizer_encoder=DEFAULT_ENCODER)
     assert base.encoder == DEFAULT_ENCODER and not base.shared_pass
     assert "sentence_logits" not in STEP["sentiment"].needs_for(StepSettings(models=base))
     with pytest.raises(ModelError, match="minilm-head.*trained on"):
-        ModelNames(sentiment="minilm-head", summarizer_encoder="minilm-lora").check()
+        ChosenModels(sentiment="minilm-head", summarizer_encoder="minilm-lora").check()
 
 
 def test_no_step_reads_embeddings_no_encoder_is_loaded(monkeypatch):
@@ -231,8 +231,8 @@ def test_no_step_reads_embeddings_no_encoder_is_loaded(monkeypatch):
     def refuse(self):
         raise AssertionError("the encoder was loaded")
 
-    monkeypatch.setattr(ModelNames, "load_encoder", refuse)
-    monkeypatch.setattr(ModelNames, "load_summarizer", lambda self: _NoSummarizer())
+    monkeypatch.setattr(ChosenModels, "load_encoder", refuse)
+    monkeypatch.setattr(ChosenModels, "load_summarizer", lambda self: _NoSummarizer())
     settings = _settings(summarizer="some/seq2seq")
     assert "embed" not in [s.name for s in active_steps(settings)]
     provenance = load_models.fn(StepSettings(models=settings.models, entities=False))

@@ -16,9 +16,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from tasks.models.chosen import ChosenModels
 from tasks.models.entity_finder import EntityFinder
 from tasks.models.lead import ENTITY_SENTENCES
-from tasks.models.names import ModelNames
 from tasks.models.onnx_backend import _lora_class
 from tasks.models.sentiment import LORA_DIR, LORA_NAME
 from tasks.record import DOCUMENT_SCHEMA, ENTITY_TYPE, Document, documents_to_table
@@ -56,7 +56,7 @@ def offline():
     socket.socket.connect = refuse
     try:
         finder = EntityFinder(_lora_class()(LORA_DIR, LORA_NAME))  # a fresh load
-        model = ModelNames().load_entity_model()
+        model = ChosenModels().load_entity_model()
         docs = [Document(doc_id=str(i), source="t", raw_text=r["text"], title=r["text"])
                 for i, r in enumerate(HEADLINES)]
         entities_of(docs, finder, model)

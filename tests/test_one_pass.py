@@ -13,8 +13,8 @@ import copy
 import numpy as np
 import pytest
 
+from tasks.models.chosen import ChosenModels
 from tasks.models.lead import LEAD_SENTENCES
-from tasks.models.names import ModelNames
 from tasks.models.sentiment import LORA_NAME
 from tasks.pipeline import STEPS, process_batch
 from tasks.record import Document
@@ -34,14 +34,14 @@ def _doc(i: int, sentences: list[str]) -> Document:
 
 @pytest.fixture(scope="module")
 def settings() -> StepSettings:
-    return StepSettings(models=ModelNames(backend="torch"), near_duplicates=False)
+    return StepSettings(models=ChosenModels(backend="torch"), near_duplicates=False)
 
 
 def test_default_encoder_is_the_sentiment_model(settings: StepSettings) -> None:
     models = settings.models
     assert models.encoder == LORA_NAME
     assert models.load_encoder() is models.load_sentiment()
-    assert ModelNames(sentiment="minilm-head").encoder != LORA_NAME  # reads the base MiniLM
+    assert ChosenModels(sentiment="minilm-head").encoder != LORA_NAME  # reads the base MiniLM
 
 
 def test_sentiment_step_runs_only_the_titles(settings: StepSettings,

@@ -53,14 +53,14 @@ def test_polarity_of_clear_sentences(model):
 
 
 def test_head_scores_the_vectors_the_run_feeds(model, monkeypatch):
-    """The embed step hands this model the run's vectors (`ModelNames(sentiment="minilm-head")`
+    """The embed step hands this model the run's vectors (`ChosenModels(sentiment="minilm-head")`
     loads base MiniLM on the default backend, every sentence); it must score those vectors,
     not encode again, and each document its own."""
     import tasks.models.sentiment as sentiment_module
-    from tasks.models.names import ModelNames
+    from tasks.models.chosen import ChosenModels
     from tasks.steps.embed import embed_sentences
 
-    names = ModelNames(sentiment=HEAD_NAME)
+    names = ChosenModels(sentiment=HEAD_NAME)
     assert names.encoder == DEFAULT_ENCODER and names.embed_window is None
     up = ("Net sales increased by 18 percent.", "The board proposed a dividend.")
     down = ("Operating profit fell sharply and the company warned of further losses.",)

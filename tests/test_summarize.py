@@ -10,8 +10,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from tasks.models.chosen import ChosenModels
 from tasks.models.encoder import load_encoder  # noqa: E402
-from tasks.models.names import ModelNames
 from tasks.models.registry import DEFAULT_ENCODER, ModelError
 from tasks.models.sentiment import LORA_NAME
 from tasks.models.summarizers import (
@@ -113,10 +113,10 @@ def test_empty_document_gets_no_summary(summarizer: Summarizer) -> None:
 
 
 def test_summary_reads_the_vectors_the_run_feeds(summarizer: Summarizer, monkeypatch) -> None:
-    """The embed step hands the summariser the run's vectors (`ModelNames().load_encoder()`:
+    """The embed step hands the summariser the run's vectors (`ChosenModels().load_encoder()`:
     the adapted LoRA encoder on the default backend), and the summary must follow them: it may
     not encode again, nor pick what it would pick without them."""
-    names = ModelNames()
+    names = ChosenModels()
     encoder = names.load_encoder()
     assert names.encoder == LORA_NAME and names.needs_embeddings
     inside = summarizer.summarize([_doc(ARTICLE, "a")])[0]  # encodes the lead itself

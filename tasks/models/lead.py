@@ -8,9 +8,9 @@ the document label stays the same for 97 of 100 articles (300 of 300 Reuters-215
 On long articles it is most of the models' work saved.
 """
 
-# The one home of the lead: the embed step's window (`ModelNames.embed_window`), the LoRA
+# The one home of the lead: the embed step's window (`ChosenModels.embed_window`), the LoRA
 # sentiment model's and the extractive summariser's `read_sentences` all read it, and
-# `ModelNames.check` fails a run, before any work, where the ones sharing a pass disagree.
+# `ChosenModels.check` fails a run, before any work, where the ones sharing a pass disagree.
 LEAD_SENTENCES = 15
 
 # The entities step reads the title and the lead paragraph: the first sentences name who the

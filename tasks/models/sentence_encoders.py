@@ -12,7 +12,7 @@ from tasks.models.sentiment import LORA_NAME, LoraSentiment, adapted_encoder_ref
 
 def load_sentence_encoder(name: str) -> Encoder | LoraSentiment:
     """The torch encoder a name stands for, once per process (the onnx forms:
-    `tasks.models.names.ModelNames.load_encoder`)."""
+    `tasks.models.chosen.ChosenModels.load_encoder`)."""
     return load_sentiment(LORA_NAME) if name == LORA_NAME else load_encoder(name)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from tasks.models.names import ModelNames
+from tasks.models.chosen import ChosenModels
 from tasks.record import Document, Reject
 from tasks.steps.sentences import MAX_MODEL_CHARS
 
@@ -35,7 +35,7 @@ class StepSettings:
     """What the steps read from a run's configuration: small, frozen and picklable, so it
     travels to Dask workers with each batch (`DigestConfig.step_settings()` builds it)."""
 
-    models: ModelNames = field(default_factory=ModelNames)
+    models: ChosenModels = field(default_factory=ChosenModels)
     max_model_chars: int | None = MAX_MODEL_CHARS
     non_english: str = "keep"  # or "reject"
     near_duplicates: bool = True  # the minhash step feeds the near-duplicate index

@@ -1,4 +1,6 @@
-"""Which models a run uses, by name: frozen and picklable, so any process loads its own."""
+"""The models a run chose: their names (frozen and picklable, so any process loads its own),
+the loaders that load each once per process, and the start-up checks that they fit together
+(the shared pass, the read windows)."""
 
 from __future__ import annotations
 
@@ -38,8 +40,9 @@ DEFAULT_BACKEND = "onnx"  # the product's default (DigestConfig.backend) and the
 
 
 @dataclass(frozen=True, slots=True)
-class ModelNames:
-    """Which models the steps use; names, not objects, so any process can load its own."""
+class ChosenModels:
+    """The models the steps use: names, not objects, so any process can load its own; it
+    loads them (`load_*`, once per process) and checks them together (`check`)."""
 
     summarizer: str = DEFAULT_SUMMARIZER
     sentiment: str = DEFAULT_SENTIMENT
