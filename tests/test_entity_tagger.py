@@ -10,10 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.ner_eval import gold_spans, prf
 from bench.ner_eval import main as ner_eval
-from tasks.models.entity_tagger import TAGS, decode, first_pieces, viterbi_tags, word_spans
-from tasks.models.token_shape import SHAPE_FEATURES, text_style, token_shapes
+from tasks.models.entity_tagger import TAGS, decode, viterbi_tags
+from tasks.models.token_shape import (
+    SHAPE_FEATURES,
+    first_pieces,
+    text_style,
+    token_shapes,
+    word_spans,
+)
 from tasks.steps.entities import find_entities
 from tasks.training.conll import (
     IGNORE,
@@ -24,6 +29,7 @@ from tasks.training.conll import (
     title_case,
     token_labels,
 )
+from tasks.training.ner_scores import gold_spans, prf
 
 SAMPLE = Path(__file__).parent / "data" / "ner_sample.conll"  # written for these tests
 

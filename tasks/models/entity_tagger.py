@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from tasks.models.token_shape import first_pieces, word_spans
+
 TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
 TYPES = ("PER", "ORG", "LOC", "MISC")
 TAGGER_WEIGHTS = "entity_tagger.safetensors"
@@ -41,27 +43,6 @@ def build_tagger(config: dict[str, Any]):
 
     return Tagger(int(config["input_dim"]), int(config["hidden"]), int(config.get("rnn", 0)),
                   float(config.get("dropout", 0.0)))
-
-
-def first_pieces(word_ids: Sequence[int | None]) -> list[int]:
-    """Index of each pre-tokenizer word's first token, in order."""
-    seen, out = set(), []
-    for i, w in enumerate(word_ids):
-        if w is not None and w not in seen:
-            seen.add(w)
-            out.append(i)
-    return out
-
-
-def word_spans(offsets: Sequence[tuple[int, int]], word_ids: Sequence[int | None]
-               ) -> list[tuple[int, int]]:
-    """Character range of each pre-tokenizer word, in order."""
-    spans: dict[int, list[int]] = {}
-    for (a, b), w in zip(offsets, word_ids, strict=True):
-        if w is not None:
-            s = spans.setdefault(w, [a, b])
-            s[0], s[1] = min(s[0], a), max(s[1], b)
-    return [tuple(spans[w]) for w in sorted(spans)]
 
 
 def decode(tags: Sequence[int]) -> list[tuple[int, int, str]]:

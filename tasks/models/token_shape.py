@@ -39,6 +39,27 @@ _SMALL = frozenset([
 ])
 
 
+def first_pieces(word_ids: Sequence[int | None]) -> list[int]:
+    """Index of each pre-tokenizer word's first token, in order."""
+    seen, out = set(), []
+    for i, w in enumerate(word_ids):
+        if w is not None and w not in seen:
+            seen.add(w)
+            out.append(i)
+    return out
+
+
+def word_spans(offsets: Sequence[tuple[int, int]], word_ids: Sequence[int | None]
+               ) -> list[tuple[int, int]]:
+    """Character range of each pre-tokenizer word, in order."""
+    spans: dict[int, list[int]] = {}
+    for (a, b), w in zip(offsets, word_ids, strict=True):
+        if w is not None:
+            s = spans.setdefault(w, [a, b])
+            s[0], s[1] = min(s[0], a), max(s[1], b)
+    return [tuple(spans[w]) for w in sorted(spans)]
+
+
 def text_style(text: str) -> tuple[bool, bool]:
     """(Title Case, capitals): how a headline writes every word, so capitals prove nothing."""
     letters = [c for c in text if c.isalpha()]
@@ -69,12 +90,8 @@ def token_shapes(text: str, offsets: Sequence[tuple[int, int]],
     special tokens (word id None) are all zero but the bias."""
     title, capitals = text_style(text)
     out = np.zeros((len(offsets), SHAPE_DIM), dtype=np.float32)
-    spans: dict[int, tuple[int, int]] = {}
-    for (a, b), w in zip(offsets, word_ids, strict=True):
-        if w is not None:
-            s = spans.get(w, (a, b))
-            spans[w] = (min(s[0], a), max(s[1], b))
-    order = sorted(spans)
+    order = sorted({w for w in word_ids if w is not None})
+    spans = dict(zip(order, word_spans(offsets, word_ids), strict=True))
     first_word = order[0] if order else None
     rows: dict[int, list[float]] = {}
     for k, w in enumerate(order):

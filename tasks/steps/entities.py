@@ -93,17 +93,15 @@ def _contains(long: tuple[str, ...], short: tuple[str, ...]) -> bool:
     "Federal Bureau of Investigation")."""
     if len(short) < len(long) and (long[: len(short)] == short or long[-len(short):] == short):
         return True
-    return len(short) == 1 and len(long) > 1 and len(short[0]) == len(
-        [w for w in long if w not in _ACRONYM_SKIP] or long) and short[0] in _acronyms(long)
+    return len(short) == 1 and len(long) > 1 and short[0] == _initials(long)
 
 
 _ACRONYM_SKIP = frozenset({"of", "and", "the", "for", "on", "in", "&"})
 
 
-def _acronyms(words: tuple[str, ...]) -> set[str]:
-    """Initials of a name, with and without its small words."""
-    content = [w for w in words if w not in _ACRONYM_SKIP]
-    return {"".join(w[0] for w in words), "".join(w[0] for w in content)}
+def _initials(words: tuple[str, ...]) -> str:
+    """Initials of a name's words but its small ones ("of", "and", ...)."""
+    return "".join(w[0] for w in [w for w in words if w not in _ACRONYM_SKIP] or words)
 
 
 def find_entities(units: list[str], finder, watch: list[tuple[str, re.Pattern[str]]]

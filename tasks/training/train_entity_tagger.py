@@ -24,15 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from tasks.models.entity_tagger import (
-    TAGGER_WEIGHTS,
-    TAGS,
-    build_tagger,
+from tasks.models.entity_tagger import TAGGER_WEIGHTS, TAGS, build_tagger
+from tasks.models.sentiment import LORA_DIR, LoraSentiment
+from tasks.models.token_shape import (
+    SHAPE_DIM,
+    SHAPE_FEATURES,
     first_pieces,
+    token_shapes,
     word_spans,
 )
-from tasks.models.sentiment import LORA_DIR, LoraSentiment
-from tasks.models.token_shape import SHAPE_DIM, SHAPE_FEATURES, token_shapes
 from tasks.training.conll import (
     IGNORE,
     SOURCE,
@@ -95,11 +95,12 @@ def _batch(items: list[tuple[np.ndarray, np.ndarray]]):
 
 def tag_spans(tagger, sentences: list[Sentence], rows: list[np.ndarray],
               words: list[list[tuple[int, int]]]) -> list[set[tuple[int, int, str]]]:
-    """Each sentence's entities as CoNLL token ranges (as `bench.ner_eval` scores them)."""
+    """Each sentence's entities as CoNLL token ranges, as `tasks.training.ner_scores`
+    scores them."""
     import torch
 
-    from bench.ner_eval import char_to_tokens
     from tasks.models.entity_tagger import decode, viterbi_tags
+    from tasks.training.ner_scores import char_to_tokens
 
     out = []
     with torch.no_grad():
@@ -124,7 +125,7 @@ def fold_standardisation(tagger, mu: np.ndarray, sd: np.ndarray, n_states: int) 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from bench.ner_eval import report
+    from tasks.training.ner_scores import report
 
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
