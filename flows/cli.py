@@ -214,11 +214,17 @@ def run(
     options = dict(locals())
     _quiet_env()
     _task_run_lines(verbose)  # before Prefect is imported: it reads the override at import
-
     try:
         config = run_config({**options, "progress": progress and sys.stderr.isatty()})
     except ValidationError as exc:
         raise _fail(_option_error(exc), 2) from None
+    _check_before_work(config)
+    _print_summary(_run_digest(config))
+
+
+def _check_before_work(config) -> None:
+    """What fails a run before any document is read, each with one line and its exit code:
+    no input, an unwritable or busy or damaged output, a model that does not load."""
     if not config.input.path.exists():
         raise _fail(f"input not found: {config.input.path}", 2)
     from tasks.io.write import unwritable_reason
@@ -247,6 +253,9 @@ def run(
     except ModelError as exc:
         raise _fail(str(exc), 2) from None
 
+
+def _run_digest(config) -> dict:
+    """The digest flow run, its failures as one line and an exit code; its summary."""
     from prefect.settings import (
         PREFECT_API_URL,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
@@ -255,6 +264,8 @@ def run(
 
     from flows.digest import digest_for
     from tasks.io.faults import known_fault
+    from tasks.io.output_lock import OutputBusy
+    from tasks.io.verify import DamagedOutput
 
     _no_traceback_for_check_errors()
     # With no server configured each run starts a temporary API; heartbeats (for crash
@@ -275,7 +286,7 @@ def run(
         if (fault := known_fault(exc, config.input.path, config.output.path)) is not None:
             raise _fail(fault, EXIT_FAULT) from None
         raise _fail(f"run failed: {type(exc).__name__}: {exc}") from None
-    _print_summary(summary)
+    return summary
 
 
 def _let_the_temporary_api_record(summary: dict, timeout: float = 20.0) -> None:

@@ -43,13 +43,18 @@ from tasks.io.write import (
     existing_reject_keys,
     remove_stale_temporaries,
 )
-from tasks.models.chosen import ChosenModels
 from tasks.models.registry import ModelError, package_version
-from tasks.pipeline import STEPS, active_steps, run_step, setup_steps
+from tasks.pipeline import (
+    STEPS,
+    active_steps,
+    document_schema,
+    run_step,
+    setup_steps,
+    step_provenance,
+)
 from tasks.record import Document, Reject, documents_to_table, rejects_to_table
 from tasks.runtime.malloc import pin_mmap_threshold
 from tasks.runtime.secrets import install_redaction, redact
-from tasks.steps import embed
 from tasks.steps.base import Batch, Step, StepSettings
 
 VERSION = package_version("textdigest")
@@ -70,44 +75,11 @@ def _load_may_recover(task: Any, task_run: Any, state: Any) -> bool:
       retry_condition_fn=_load_may_recover)
 def load_models(settings: StepSettings) -> dict[str, Any]:
     """Set up every active step once in this process (retried: loading can fail transiently)
-    and return the models' provenance for the rows. Nothing the run will not use is loaded:
-    the encoder only when a step reads embeddings (its provenance is null otherwise)."""
+    and return what their loaded models report for the rows' provenance, by role (a step
+    that is off: null). Nothing the run will not use is loaded."""
     steps = active_steps(settings)
     setup_steps(steps, settings)
-    models = settings.models
-    summarizer = models.load_summarizer()
-    sentiment = models.load_sentiment()
-    return {
-        "encoder": _encoder_provenance(models) if embed.STEP in steps else None,
-        "summarizer": summarizer.provenance(),
-        "sentiment_model": sentiment.provenance(),
-        "entity_model": _entity_provenance(settings),
-        "cleaner": json.dumps({"ftfy": package_version("ftfy"),
-                               "pysbd": package_version("pysbd"),
-                               "max_model_chars": settings.max_model_chars}),
-    }
-
-
-def _encoder_provenance(models: ChosenModels) -> dict[str, str]:
-    """The embed step's encoder (loaded by its setup)."""
-    encoder = models.load_encoder()
-    # The onnx backend adds its backend and quantisation; the revision stays the weights'.
-    return {"name": encoder.ref.name, "revision": encoder.ref.revision,
-            "params": json.dumps(encoder.params())}
-
-
-def _entity_provenance(settings: StepSettings) -> dict[str, str] | None:
-    """The entity model and finder, when the entities step runs."""
-    if not settings.entities:
-        return None
-    from tasks.models.entity_finder import load_finder
-    from tasks.models.sentiment_base import NEWS_POOLING
-
-    model = settings.models.load_entity_model().provenance()
-    params = {**json.loads(model["params"]), **load_finder(settings.models.backend).params(),
-              "title_weight": NEWS_POOLING["title_weight"],
-              "watchlist": [list(e) for e in settings.watchlist]}
-    return {**model, "params": json.dumps(params, sort_keys=True)}
+    return step_provenance(steps, settings)
 
 
 def _step_task(step: Step) -> Any:
@@ -120,7 +92,17 @@ def _step_task(step: Step) -> Any:
     return task(run, name=step.name, cache_policy=NO_CACHE)
 
 
-STEP_TASKS: dict[str, Any] = {step.name: _step_task(step) for step in STEPS}
+STEP_TASKS: dict[str, tuple[Step, Any]] = {step.name: (step, _step_task(step))
+                                            for step in STEPS}
+
+
+def step_task(step: Step) -> Any:
+    """The Prefect task of a step, made once per step (one added to `STEPS` after import,
+    as a test's, gets its own)."""
+    known = STEP_TASKS.get(step.name)
+    if known is None or known[0] is not step:
+        STEP_TASKS[step.name] = known = (step, _step_task(step))
+    return known[1]
 
 
 def new_run_id(now: dt.datetime) -> str:
@@ -187,7 +169,8 @@ class _Sink:
             self.near.assign(batch.docs)
         if batch.docs:
             self.writer.documents.write(
-                documents_to_table(batch.docs, {**self.row_provenance, "processed_at": now}))
+                documents_to_table(batch.docs, {**self.row_provenance, "processed_at": now},
+                                   self.writer.documents.schema))
         if batch.rejects:
             self.writer.rejects.write(
                 rejects_to_table(batch.rejects, self.row_provenance["run_id"], now))
@@ -232,7 +215,7 @@ def _submit(batch: Batch, steps: list[Step], settings: StepSettings) -> Any:
     """The batch's chain of step tasks; the future of the last one."""
     future: Any = batch
     for i, step in enumerate(steps):
-        future = STEP_TASKS[step.name].submit(future, settings, last=i == len(steps) - 1)
+        future = step_task(step).submit(future, settings, last=i == len(steps) - 1)
     return future
 
 
@@ -285,7 +268,7 @@ def _set_up(config: DigestConfig, run_id: str, logger: Any) -> _Run:
         if config.input.limit is not None:
             total = min(total, config.input.limit)
 
-    writer = DatasetWriter(output, run_id, config.output.shard_rows)
+    writer = DatasetWriter(output, run_id, config.output.shard_rows, document_schema())
     sink = _Sink(writer, near, {**provenance, "run_id": run_id, "textdigest_version": VERSION})
     return _Run(run_id, settings, steps, provenance, load_s, intake, near, writer, sink, total)
 

@@ -11,8 +11,19 @@ import copy
 import dataclasses
 import time
 from collections.abc import Sequence
+from typing import Any
 
-from tasks.record import Document, Reject, excerpt
+import pyarrow as pa
+
+from tasks.record import (
+    COLUMN_DOCS,
+    DOCUMENT_SCHEMA,
+    MODEL_PROVENANCE,
+    Document,
+    Reject,
+    excerpt,
+    write_field,
+)
 from tasks.runtime.secrets import redact
 from tasks.steps import clean, embed, entities, language, minhash, sentiment, summarize
 from tasks.steps.base import Batch, Step, StepSettings, add_time
@@ -36,11 +47,12 @@ class PipelineError(ValueError):
     writes one it does not declare."""
 
 
-def active_steps(settings: StepSettings, steps: Sequence[Step] = STEPS) -> list[Step]:
-    """The steps this run uses, in order, after checking that each one's needs are met and
-    that the models sharing the embed step's pass read the same sentences."""
+def active_steps(settings: StepSettings, steps: Sequence[Step] | None = None) -> list[Step]:
+    """The steps this run uses (of `STEPS`, or `steps`), in order, after checking that each
+    one's needs are met and that the models sharing the embed step's pass read the same
+    sentences."""
     settings.models.check()
-    chosen = [step for step in steps if step.enabled(settings)]
+    chosen = [step for step in (STEPS if steps is None else steps) if step.enabled(settings)]
     check_needs(chosen, settings=settings)
     return chosen
 
@@ -62,11 +74,57 @@ def check_needs(steps: Sequence[Step], available: Sequence[str] = INGESTED,
         have.update(step.provides_for(settings))
 
 
-def step_table(settings: StepSettings | None = None, steps: Sequence[Step] = STEPS) -> str:
+def document_schema(steps: Sequence[Step] | None = None) -> pa.Schema:
+    """The documents schema of the steps (`STEPS`): the built-in record's columns
+    (`tasks.record.DOCUMENT_SCHEMA`), each step's own `columns` after them, and in
+    `provenance` one entry per model role the steps declare (`model_roles`). For the
+    built-in steps it is `DOCUMENT_SCHEMA` itself. A step that is off in a run keeps its
+    columns, null, so every run of one version writes one schema."""
+    steps = STEPS if steps is None else steps
+    provenance = DOCUMENT_SCHEMA.field("provenance")
+    known = set(provenance.type.names)
+    roles = [r for step in steps for r in step.model_roles if r not in known]
+    columns = [c.field for step in steps for c in step.columns]
+    if not roles and not columns:
+        return DOCUMENT_SCHEMA
+    fields = list(provenance.type) + [pa.field(r, MODEL_PROVENANCE) for r in roles]
+    schema = DOCUMENT_SCHEMA.set(DOCUMENT_SCHEMA.get_field_index("provenance"),
+                                 provenance.with_type(pa.struct(fields)))
+    for column in columns:
+        schema = schema.append(column)
+    return schema.with_metadata(DOCUMENT_SCHEMA.metadata)
+
+
+def column_docs(steps: Sequence[Step] | None = None) -> dict[str, str]:
+    """What each documents column means: the built-in record's (`COLUMN_DOCS`), then each
+    step's own."""
+    steps = STEPS if steps is None else steps
+    return {**COLUMN_DOCS, **{c.field.name: c.doc for step in steps for c in step.columns}}
+
+
+def step_provenance(steps: Sequence[Step], settings: StepSettings,
+                    every: Sequence[Step] | None = None) -> dict[str, Any]:
+    """The rows' model provenance: what each active step's loaded models report, by role;
+    the roles of steps that are off (of `every`, default `STEPS`) are null."""
+    out: dict[str, Any] = {role: None for step in (STEPS if every is None else every)
+                           for role in step.model_roles}
+    for step in steps:
+        reported = step.provenance(settings)
+        undeclared = set(reported) - set(step.model_roles)
+        if undeclared:
+            raise PipelineError(f"step {step.name!r} reports provenance for "
+                                f"{', '.join(sorted(undeclared))}, which it does not declare "
+                                "(model_roles)")
+        out.update(reported)
+    return out
+
+
+def step_table(settings: StepSettings | None = None, steps: Sequence[Step] | None = None) -> str:
     """ARCHITECTURE.md's step table, made from the declarations (a default run's needs and
     provides, as `check_needs` reads them): `python -m tasks.pipeline` prints it, and a test
     holds ARCHITECTURE.md to it."""
     settings = settings if settings is not None else StepSettings()
+    steps = STEPS if steps is None else steps
     rows = ["| Step | Module | Needs | Provides | Scratch (dropped after the last step) |",
             "|---|---|---|---|---|"]
     for step in steps:
@@ -84,35 +142,42 @@ def setup_steps(steps: Sequence[Step], settings: StepSettings) -> None:
 
 
 def run_step(step: Step, batch: Batch, settings: StepSettings, last: bool = False) -> Batch:
-    """One step over a batch, the one wrapper every run uses: timed under the step's name,
-    and a failure isolated to the documents that fail (each becomes a `<step>_failed`
-    reject), so one bad document never costs the batch. A step is held to its declaration:
-    writing a field it does not provide fails the run (`PipelineError`). After the last step
-    the scratch fields (embeddings) are dropped, so what travels back to the writer is only
-    what it writes."""
+    """One step over a batch, the one wrapper every run uses. The step reads copies of the
+    documents and returns the values it computed; only the fields it declares (provides /
+    provides_for, scratch) are assigned, and any other field it returns or changes fails the
+    run (`PipelineError`). A failure is isolated to the documents that fail: the step runs
+    again one document at a time, each from its state before the step, and each document it
+    still fails on becomes a `<step>_failed` reject, so one bad document never costs the batch
+    or changes a neighbour's row. Timed under the step's name. After the last step the scratch
+    fields (embeddings) are dropped, so what travels back to the writer is only what it
+    writes."""
     start = time.perf_counter()
-    before = [_snapshot(doc) for doc in batch.docs]
+    views = [_snapshot(doc) for doc in batch.docs]
     try:
-        step.process(batch.docs, settings)
-        done = list(zip(before, batch.docs, strict=True))
+        outputs = step.process(views, settings)
     except Exception:  # noqa: BLE001 - fall back to one document at a time
         done = []
-        for prior in before:  # as they were: the failed call may have changed them
-            doc = _snapshot(prior)
+        for doc in batch.docs:  # untouched: the failed call changed only its copies
+            view = _snapshot(doc)
             try:
-                step.process([doc], settings)
-                done.append((prior, doc))
+                out = _outputs(step, [view], step.process([view], settings))
+                done.append((doc, view, out[0]))
+            except PipelineError:
+                raise
             except Exception as exc:  # noqa: BLE001 - the reason goes into the reject row
-                batch.rejects.append(_failed(step, prior, exc))
+                batch.rejects.append(_failed(step, doc, exc))
+    else:
+        done = list(zip(batch.docs, views, _outputs(step, views, outputs), strict=True))
     allowed = {*step.provides_for(settings), *step.scratch}
-    for prior, doc in done:
-        wrote = sorted(_changed_fields(prior, doc) - allowed)
+    for doc, view, out in done:
+        wrote = sorted((set(out) | _changed_fields(doc, view)) - allowed)
         if wrote:
             raise PipelineError(f"step {step.name!r} wrote {', '.join(wrote)}, which it does "
                                 "not declare (provides / provides_for)")
-    todo = [doc for _, doc in done]
+        for name, value in out.items():
+            write_field(doc, name, value)
     kept = []
-    for doc in todo:  # the step's own rejects (nothing left to read, not English)
+    for doc, _, _ in done:  # the step's own rejects (nothing left to read, not English)
         try:
             reject = step.screen(doc, settings)
         except Exception as exc:  # noqa: BLE001
@@ -126,6 +191,15 @@ def run_step(step: Step, batch: Batch, settings: StepSettings, last: bool = Fals
     if last:
         drop_scratch(batch)
     return batch
+
+
+def _outputs(step: Step, docs: list[Document], outputs: Any) -> list[dict[str, Any]]:
+    """A step's return value, checked: one mapping of field values per document."""
+    if not isinstance(outputs, list) or len(outputs) != len(docs) or not all(
+            isinstance(o, dict) for o in outputs):
+        raise PipelineError(f"step {step.name!r} must return one dict of field values per "
+                            f"document ({len(docs)}), not {type(outputs).__name__}")
+    return outputs
 
 
 def _snapshot(doc: Document) -> Document:
@@ -161,11 +235,11 @@ def _failed(step: Step, doc: Document, exc: Exception) -> Reject:
                   excerpt(doc.raw_text), doc.doc_id)
 
 
-def drop_scratch(batch: Batch, steps: Sequence[Step] = STEPS) -> None:
-    fields = {f for step in steps for f in step.scratch}
+def drop_scratch(batch: Batch, steps: Sequence[Step] | None = None) -> None:
+    fields = {f for step in (STEPS if steps is None else steps) for f in step.scratch}
     for doc in batch.docs:
         for f in fields:
-            setattr(doc, f, None)
+            write_field(doc, f, None)
 
 
 def process_batch(batch: Batch, settings: StepSettings,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,26 @@ class Document:
     summary_method: str | None = None
     # entities (tasks.steps.entities): one dict per entity, as ENTITY_TYPE; None: step off
     entities: list[dict[str, Any]] | None = None
+    # fields of steps beyond this record, by name: a step's own columns (`Step.columns`)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+RECORD_FIELDS = frozenset(f.name for f in fields(Document))
+
+
+def read_field(doc: Document, name: str) -> Any:
+    """A field of the record, or a step's own field (`Document.extra`)."""
+    return getattr(doc, name) if name in RECORD_FIELDS else doc.extra.get(name)
+
+
+def write_field(doc: Document, name: str, value: Any) -> None:
+    """Set a field of the record, or a step's own field (`Document.extra`); None clears it."""
+    if name in RECORD_FIELDS:
+        setattr(doc, name, value)
+    elif value is None:
+        doc.extra.pop(name, None)
+    else:
+        doc.extra[name] = value
 
 
 @dataclass(slots=True, frozen=True)
@@ -197,8 +217,11 @@ REJECT_SCHEMA = pa.schema(
 )
 
 
-def documents_to_table(docs: list[Document], provenance: dict[str, Any]) -> pa.Table:
-    """Arrow table of finished documents; `provenance` is one dict shared by all rows."""
+def documents_to_table(docs: list[Document], provenance: dict[str, Any],
+                       schema: pa.Schema = DOCUMENT_SCHEMA) -> pa.Table:
+    """Arrow table of finished documents; `provenance` is one dict shared by all rows.
+    `schema`: the run's (`tasks.pipeline.document_schema`), whose columns past this record's
+    are steps' own, read from `Document.extra`."""
     probs = [d.sentiment_probs or (None, None, None) for d in docs]
     columns = {
         "doc_id": [d.doc_id for d in docs],
@@ -227,7 +250,9 @@ def documents_to_table(docs: list[Document], provenance: dict[str, Any]) -> pa.T
         "summary_method": [d.summary_method for d in docs],
         "entities": [d.entities for d in docs],
     }
-    return pa.Table.from_pydict(columns, schema=DOCUMENT_SCHEMA)
+    for name in schema.names[len(columns):]:
+        columns[name] = [d.extra.get(name) for d in docs]
+    return pa.Table.from_pydict(columns, schema=schema)
 
 
 def rejects_to_table(rejects: list[Reject], run_id: str, at: dt.datetime) -> pa.Table:

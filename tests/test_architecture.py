@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 
+import pyarrow as pa
 import pytest
 
 from tasks.pipeline import (
@@ -13,11 +15,14 @@ from tasks.pipeline import (
     PipelineError,
     active_steps,
     check_needs,
+    column_docs,
+    document_schema,
     process_batch,
     run_step,
+    step_provenance,
 )
-from tasks.record import Document
-from tasks.steps.base import BaseStep, Batch, Step, StepSettings
+from tasks.record import COLUMN_DOCS, DOCUMENT_SCHEMA, Document
+from tasks.steps.base import BaseStep, Batch, Column, Step, StepSettings
 
 from .conftest import REPO
 
@@ -62,11 +67,13 @@ class WordCount(BaseStep):
     needs = ("summary",)
     provides = ("meta",)
 
-    def process(self, docs: list[Document], settings: StepSettings) -> None:
+    def process(self, docs: list[Document], settings: StepSettings) -> list[dict]:
+        out = []
         for doc in docs:
             if doc.summary == "boom":
                 raise ValueError("cannot count")
-            doc.meta["summary_words"] = len(doc.summary.split())
+            out.append({"meta": {**doc.meta, "summary_words": len(doc.summary.split())}})
+        return out
 
 
 def test_a_new_step_is_one_class_and_one_list_entry():
@@ -235,22 +242,116 @@ def test_the_step_table_in_architecture_is_the_codes():
 
 
 def test_a_step_that_writes_an_undeclared_field_fails():
-    """The runner holds a step to what it declares: a field written outside `provides` (here
-    a note in `meta`, as clean once did without declaring it) fails the run, naming both."""
+    """The runner holds a step to what it declares: a field returned or changed outside
+    `provides` (here a note in `meta`, as clean once wrote without declaring it) fails the
+    run, naming both; declared, the returned value is what the row gets."""
 
     class Sneaky(BaseStep):
         name = "sneaky"
         needs = ("text",)
         provides = ("language",)
+        returns_meta = False
+
+        def process(self, docs: list[Document], settings: StepSettings) -> list[dict]:
+            out = []
+            for doc in docs:
+                doc.meta["seen"] = True  # on the runner's copy
+                out.append({"language": "en", **({"meta": doc.meta} if self.returns_meta
+                                                 else {})})
+            return out
+
+    def run(step):
+        doc = Document(doc_id="a", source="a", raw_text="x", text="x")
+        return doc, run_step(step, Batch(seq=0, docs=[doc]), StepSettings())
+
+    with pytest.raises(PipelineError, match="'sneaky' wrote meta, which it does not declare"):
+        run(Sneaky())  # changed in place
+    Sneaky.returns_meta = True
+    with pytest.raises(PipelineError, match="'sneaky' wrote meta, which it does not declare"):
+        run(Sneaky())  # returned
+    Sneaky.provides = ("language", "meta")
+    doc, batch = run(Sneaky())
+    assert batch.docs == [doc] and (doc.language, doc.meta) == ("en", {"seen": True})
+    Sneaky.returns_meta = False  # declared but not returned: the copy's change reaches no row
+    doc, _ = run(Sneaky())
+    assert (doc.language, doc.meta) == ("en", {})
+
+
+def test_a_step_returns_one_mapping_per_document():
+    class Forgetful(BaseStep):
+        name = "forgetful"
+        provides = ("language",)
 
         def process(self, docs: list[Document], settings: StepSettings) -> None:
             for doc in docs:
                 doc.language = "en"
-                doc.meta["seen"] = True
 
     doc = Document(doc_id="a", source="a", raw_text="x", text="x")
-    with pytest.raises(PipelineError, match="'sneaky' wrote meta, which it does not declare"):
-        run_step(Sneaky(), Batch(seq=0, docs=[doc]), StepSettings())
-    Sneaky.provides = ("language", "meta")
-    assert run_step(Sneaky(), Batch(seq=0, docs=[doc]), StepSettings()).docs[0].meta == \
-        {"seen": True}
+    with pytest.raises(PipelineError, match="'forgetful' must return one dict"):
+        run_step(Forgetful(), Batch(seq=0, docs=[doc]), StepSettings())
+    assert doc.language is None
+
+
+class Tally(BaseStep):
+    """A step as a user adds one: its module (here, this test's) and its `STEPS` entry,
+    with a column and a model of its own."""
+
+    name = "tally"
+    needs = ("summary",)
+    provides = ("summary_words",)
+    columns = (Column(pa.field("summary_words", pa.int32()), "words in `summary`"),)
+    model_roles = ("word_counter",)
+
+    def provenance(self, settings: StepSettings) -> dict:
+        return {"word_counter": {"name": "whitespace-split", "revision": "1",
+                                 "params": json.dumps({"separator": None})}}
+
+    def process(self, docs: list[Document], settings: StepSettings) -> list[dict]:
+        return [{"summary_words": len(doc.summary.split())} for doc in docs]
+
+
+def test_the_builtin_steps_write_the_records_schema():
+    assert document_schema() is DOCUMENT_SCHEMA
+    assert column_docs() == COLUMN_DOCS
+
+
+def test_a_toy_step_reaches_the_rows_the_manifest_and_the_card(prefect_harness, tmp_path,
+                                                              monkeypatch):
+    """Nothing but the step and its entry: its column and its model's provenance reach the
+    Parquet rows (pyarrow and DuckDB), the run manifest and the dataset card's columns."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    import tasks.pipeline
+    from flows.config import DigestConfig
+    from flows.digest import digest
+    from tasks.outputs.publish import build_card, local_shards
+
+    from .conftest import SEEDS
+
+    monkeypatch.setattr(tasks.pipeline, "STEPS", (*tasks.pipeline.STEPS, Tally()))
+    out = tmp_path / "out"
+    manifest = digest(DigestConfig(input=SEEDS, output=out, show_progress=False,
+                                   entities=False))
+    table = pq.read_table(out / "documents")
+    assert table.schema.names[-1] == "summary_words"
+    rows = table.to_pylist()
+    assert rows and all(r["summary_words"] == len(r["summary"].split()) > 0 for r in rows)
+    assert {r["provenance"]["word_counter"]["name"] for r in rows} == {"whitespace-split"}
+    assert all(r["provenance"]["entity_model"] is None for r in rows)  # its step was off
+    total, = duckdb.connect().execute(
+        f"SELECT sum(summary_words) FROM read_parquet('{out}/documents/*.parquet')").fetchone()
+    assert total == sum(r["summary_words"] for r in rows)
+    written = json.loads((out / "runs" / f"{manifest['run_id']}.json").read_text())
+    assert written["models"]["word_counter"]["revision"] == "1"
+    assert written["models"]["summarizer"]["name"]
+    card = str(build_card("someone/toy", local_shards(out)))
+    assert "| `summary_words` |" in card and "words in `summary`" in card
+
+
+def test_a_step_reports_only_the_models_it_declares():
+    class Loud(Tally):
+        model_roles = ()
+
+    with pytest.raises(PipelineError, match="'tally' reports provenance for word_counter"):
+        step_provenance([Loud()], StepSettings(), every=[Loud()])

@@ -212,10 +212,11 @@ class _BreaksOnBad:
     def __getattr__(self, name):
         return getattr(self.step, name)
 
-    def process(self, docs, settings) -> None:
-        self.step.process(docs, settings)
+    def process(self, docs, settings) -> list:
+        out = self.step.process(docs, settings)
         if any(d.doc_id == "bad" for d in docs):
             raise RuntimeError("cannot read this document")
+        return out
 
 
 @pytest.mark.parametrize("name", [s.name for s in active_steps(StepSettings())])

@@ -106,11 +106,12 @@ class ShardWriter:
 class DatasetWriter:
     """Documents and rejects of one run, written as shards under one output folder."""
 
-    def __init__(self, output: Path, run_id: str, shard_rows: int = 10_000):
+    def __init__(self, output: Path, run_id: str, shard_rows: int = 10_000,
+                 schema: pa.Schema = DOCUMENT_SCHEMA):
         self.output = Path(output)
         self.run_id = run_id
-        self.documents = ShardWriter(self.output / DOCUMENTS_DIR, DOCUMENT_SCHEMA, run_id,
-                                     shard_rows)
+        # the steps' schema (`tasks.pipeline.document_schema`): the record's columns and theirs
+        self.documents = ShardWriter(self.output / DOCUMENTS_DIR, schema, run_id, shard_rows)
         self.rejects = ShardWriter(self.output / REJECTS_DIR, REJECT_SCHEMA, run_id, shard_rows)
 
     def close(self) -> dict[str, list[ShardInfo]]:

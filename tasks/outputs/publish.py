@@ -45,7 +45,7 @@ from tasks.io.write import DOCUMENTS_DIR, REJECTS_DIR
 from tasks.models.registry import HUB_ID
 from tasks.models.sentiment import BUILTIN_DIRS, REVISION_FILES, builtin_metadata
 from tasks.outputs import templating
-from tasks.record import COLUMN_DOCS
+from tasks.pipeline import column_docs
 
 SUBSETS = (DOCUMENTS_DIR, REJECTS_DIR)  # Hub configs, named like the output's folders
 SHARD_RE = re.compile(r"^part-(?P<run_id>.+)-(?P<n>\d{5})\.parquet$")
@@ -242,14 +242,14 @@ def dataset_stats(shards: list[Shard], top: int = 10) -> dict[str, Any]:
     prov = pa.table({"p": docs.column("provenance")}).flatten().flatten()
     keys = [c for c in prov.column_names
             if c != "p.processed_at" and not c.startswith("p.cleaner")]
+    # every model role the rows' provenance holds (the steps' `model_roles`)
+    roles = [f.name for f in docs.schema.field("provenance").type if pa.types.is_struct(f.type)]
     runs = []
     for row in prov.group_by(keys).aggregate([("p.run_id", "count")]).to_pylist():
         models = {m: {k: row.get(f"p.{m}.{k}") for k in ("name", "revision", "params")}
-                  for m in ("encoder", "summarizer", "sentiment_model", "entity_model")}
-        if models["entity_model"]["name"] is None:  # entities off, or shards older than it
-            del models["entity_model"]
-        if models["encoder"]["name"] is None:  # no step read embeddings (no embed step)
-            del models["encoder"]
+                  for m in roles}
+        # a step that was off (no embed step, entities off) or shards older than a role
+        models = {m: v for m, v in models.items() if v["name"] is not None}
         runs.append({"run_id": row["p.run_id"], "rows": row["p.run_id_count"],
                      "textdigest_version": row["p.textdigest_version"], "models": models})
     runs.sort(key=lambda r: r["run_id"])
@@ -381,10 +381,11 @@ def _layout_context(shards: list[Shard], schemas: dict[str, pa.Schema]) -> dict[
         rows, _, disk = _split_bytes(shards, subset)
         configurations.append({"subset": subset, "rows": rows, "bytes": disk,
                                "shards": sum(s.subset == subset for s in shards)})
+    docs = column_docs()
     return {
         "configurations": configurations,
         "has_rejects": REJECTS_DIR in schemas,
-        "document_columns": [(f.name, _type_name(f.type), COLUMN_DOCS.get(f.name, ""))
+        "document_columns": [(f.name, _type_name(f.type), docs.get(f.name, ""))
                              for f in schemas[DOCUMENTS_DIR]],
         "reject_columns": [f.name for f in schemas[REJECTS_DIR]] if REJECTS_DIR in schemas
         else [],

@@ -3,19 +3,23 @@
 A step is a plain object with a name (its Prefect task name and timing key), the `Document`
 fields it needs, provides and keeps only as scratch, whether a run's settings enable it, a
 `setup` that loads its models once per process (cached, so a Dask worker pays it once), and
-`process(docs, settings)`, which fills in its fields on a list of documents. Steps know
-nothing of Prefect, timing or failures: `tasks.pipeline.run_step` is the one wrapper that
-times a step and isolates a failing document as a `<step>_failed` reject; the flow wraps
-that in a task of the step's name, `process_batch` calls it in a loop, and the benches too.
+`process(docs, settings)`, which returns, for each document, the values of the fields it
+writes. Steps know nothing of Prefect, timing or failures: `tasks.pipeline.run_step` is the
+one wrapper that hands a step copies of the documents, assigns only the declared fields it
+returns, times it, and isolates a failing document as a `<step>_failed` reject; the flow
+wraps that in a task of the step's name, `process_batch` calls it in a loop, and the benches
+too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+import pyarrow as pa
 
 from tasks.models.chosen import ChosenModels
-from tasks.record import Document, Reject
+from tasks.record import Document, Reject, read_field
 from tasks.steps.sentences import MAX_MODEL_CHARS
 
 
@@ -28,6 +32,16 @@ class Batch:
     rejects: list[Reject] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     n_items: int = 0  # input items this batch accounts for (documents + rejects at ingest)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A documents column a step adds past the built-in record (`tasks.record`): its Arrow
+    field and what it means (the dataset card's column table reads it). The step provides a
+    field of the same name; its values travel in `Document.extra`."""
+
+    field: pa.Field
+    doc: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +67,8 @@ class Step(Protocol):
     needs: tuple[str, ...]  # Document fields read (set by ingest or an earlier step), always
     provides: tuple[str, ...]  # Document fields written, always
     scratch: tuple[str, ...]  # fields written for later steps only: dropped after the last
+    columns: tuple[Column, ...]  # documents columns of its own, past the built-in record
+    model_roles: tuple[str, ...]  # its entries in the rows' `provenance` (e.g. "encoder")
 
     def enabled(self, settings: StepSettings) -> bool:
         """Whether this run uses the step at all."""
@@ -75,9 +91,17 @@ class Step(Protocol):
         """Load what the step needs (models), once per process; later calls are free."""
         ...
 
-    def process(self, docs: list[Document], settings: StepSettings) -> None:
-        """Fill in the step's fields on every document, in place. It may raise: the wrapper
-        then runs it again one document at a time, so it must not depend on its batch."""
+    def provenance(self, settings: StepSettings) -> dict[str, Any]:
+        """Per role in `model_roles`, what this run's loaded model says it is (name,
+        revision, parameters): the rows' `provenance` and the manifest's `models` gather it
+        from the active steps. Called after `setup`."""
+        ...
+
+    def process(self, docs: list[Document], settings: StepSettings) -> list[dict[str, Any]]:
+        """For each document, in order, the values of the fields the step writes (declared in
+        `provides_for` or `scratch`). The documents are the runner's copies: what the step
+        changes on them reaches no row unless returned. It may raise: the wrapper then runs it
+        again one document at a time, so it must not depend on its batch."""
         ...
 
     def screen(self, doc: Document, settings: StepSettings) -> Reject | None:
@@ -87,12 +111,14 @@ class Step(Protocol):
 
 class BaseStep:
     """Defaults for a step: always enabled, needs and provides as declared, nothing to set
-    up, no scratch, no screening."""
+    up, no scratch, no columns or models of its own, no screening."""
 
     name: str = ""
     needs: tuple[str, ...] = ()
     provides: tuple[str, ...] = ()
     scratch: tuple[str, ...] = ()
+    columns: tuple[Column, ...] = ()
+    model_roles: tuple[str, ...] = ()
 
     def enabled(self, settings: StepSettings) -> bool:
         return True
@@ -109,8 +135,17 @@ class BaseStep:
     def setup(self, settings: StepSettings) -> None:
         return None
 
-    def process(self, docs: list[Document], settings: StepSettings) -> None:
+    def provenance(self, settings: StepSettings) -> dict[str, Any]:
+        return {}
+
+    def process(self, docs: list[Document], settings: StepSettings) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    def written(self, docs: list[Document], settings: StepSettings) -> list[dict[str, Any]]:
+        """The declared fields of `docs` (the runner's copies) after a helper that fills them
+        in place: the model classes score documents that way."""
+        names = dict.fromkeys((*self.provides_for(settings), *self.scratch))
+        return [{f: read_field(doc, f) for f in names} for doc in docs]
 
     def screen(self, doc: Document, settings: StepSettings) -> Reject | None:
         return None

@@ -10,6 +10,7 @@ furniture, becomes a reject.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -123,10 +124,19 @@ class Clean(BaseStep):
     # title: cleaned like the body; meta: a note when sentences were cut or the models read
     # only part of the text (`textdigest_note`)
     provides = ("title", "meta", "text", "published_date", "dateline", "agency", "sentences")
+    model_roles = ("cleaner",)
 
-    def process(self, docs: list[Document], settings: StepSettings) -> None:
+    def provenance(self, settings: StepSettings) -> dict[str, Any]:
+        from tasks.models.registry import package_version
+
+        return {"cleaner": json.dumps({"ftfy": package_version("ftfy"),
+                                       "pysbd": package_version("pysbd"),
+                                       "max_model_chars": settings.max_model_chars})}
+
+    def process(self, docs: list[Document], settings: StepSettings) -> list[dict[str, Any]]:
         for doc in docs:
             clean_document(doc, settings.max_model_chars)
+        return self.written(docs, settings)
 
     def screen(self, doc: Document, settings: StepSettings) -> Reject | None:
         return _nothing_to_read(doc)

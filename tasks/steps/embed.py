@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import numpy as np
 
 from tasks.models.encoder import Encoder
@@ -43,6 +46,7 @@ class Embed(BaseStep):
     provides = ("embeddings",)
     # working data: dropped before the batch goes to the writer
     scratch = ("embeddings", "sentence_logits")
+    model_roles = ("encoder",)
 
     def enabled(self, settings: StepSettings) -> bool:
         return settings.models.needs_embeddings
@@ -55,10 +59,17 @@ class Embed(BaseStep):
     def setup(self, settings: StepSettings) -> None:
         settings.models.load_encoder()
 
-    def process(self, docs: list[Document], settings: StepSettings) -> None:
+    def provenance(self, settings: StepSettings) -> dict[str, Any]:
+        encoder = settings.models.load_encoder()
+        # The onnx backend adds its backend and quantisation; the revision stays the weights'.
+        return {"encoder": {"name": encoder.ref.name, "revision": encoder.ref.revision,
+                            "params": json.dumps(encoder.params())}}
+
+    def process(self, docs: list[Document], settings: StepSettings) -> list[dict[str, Any]]:
         models = settings.models
         embed_sentences(docs, models.load_encoder(), models.embed_window,
                         keep_logits=models.shared_pass)
+        return self.written(docs, settings)
 
 
 STEP = Embed()

@@ -13,9 +13,11 @@ macro-F1 above the document label's neutral band on held-out NewsMTSC mentions).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -209,6 +211,7 @@ class Entities(BaseStep):
     name = "entities"
     needs = ("title", "sentences")
     provides = ("entities",)
+    model_roles = ("entity_model",)
 
     def enabled(self, settings: StepSettings) -> bool:
         return settings.entities
@@ -219,11 +222,23 @@ class Entities(BaseStep):
         load_finder(settings.models.backend)
         settings.models.load_entity_model()
 
-    def process(self, docs: list[Document], settings: StepSettings) -> None:
+    def provenance(self, settings: StepSettings) -> dict[str, Any]:
+        """The entity model and the finder, with the watchlist."""
+        from tasks.models.entity_finder import load_finder
+        from tasks.models.sentiment_base import NEWS_POOLING
+
+        model = settings.models.load_entity_model().provenance()
+        params = {**json.loads(model["params"]), **load_finder(settings.models.backend).params(),
+                  "title_weight": NEWS_POOLING["title_weight"],
+                  "watchlist": [list(e) for e in settings.watchlist]}
+        return {"entity_model": {**model, "params": json.dumps(params, sort_keys=True)}}
+
+    def process(self, docs: list[Document], settings: StepSettings) -> list[dict[str, Any]]:
         from tasks.models.entity_finder import load_finder
 
         entities_of(docs, load_finder(settings.models.backend),
                     settings.models.load_entity_model(), settings.watchlist)
+        return self.written(docs, settings)
 
 
 STEP = Entities()

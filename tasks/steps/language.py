@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from tasks.record import Document, Reject, excerpt
 from tasks.steps.base import BaseStep, StepSettings
@@ -61,10 +62,9 @@ class DetectLanguage(BaseStep):
     needs = ("text",)
     provides = ("language", "language_score")
 
-    def process(self, docs: list[Document], settings: StepSettings) -> None:
-        for doc in docs:
-            lang = detect_language(doc.text)
-            doc.language, doc.language_score = lang.code, lang.score
+    def process(self, docs: list[Document], settings: StepSettings) -> list[dict[str, Any]]:
+        found = [detect_language(doc.text) for doc in docs]
+        return [{"language": lang.code, "language_score": lang.score} for lang in found]
 
     def screen(self, doc: Document, settings: StepSettings) -> Reject | None:
         if settings.non_english == "reject" and doc.language not in ("en", UNDETERMINED):

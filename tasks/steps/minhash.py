@@ -6,7 +6,7 @@ The near-duplicate index that reads them is tasks.io.near_duplicates.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from datasketch import MinHash
@@ -43,12 +43,6 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.count_nonzero(a == b)) / len(a)
 
 
-def sign_documents(docs: Iterable[Document]) -> None:
-    """Attach each cleaned document's signature (the costly part, done in a batch task)."""
-    for doc in docs:
-        doc.minhash = signature(doc.text)
-
-
 def no_words(sig: np.ndarray) -> bool:
     """The signature of an empty shingle set (every value still at its maximum)."""
     return bool((sig == np.iinfo(np.uint32).max).all())
@@ -65,8 +59,8 @@ class MinHashSign(BaseStep):
     def enabled(self, settings: StepSettings) -> bool:
         return settings.near_duplicates
 
-    def process(self, docs: list[Document], settings: StepSettings) -> None:
-        sign_documents(docs)
+    def process(self, docs: list[Document], settings: StepSettings) -> list[dict[str, Any]]:
+        return [{"minhash": signature(doc.text)} for doc in docs]
 
 
 STEP = MinHashSign()

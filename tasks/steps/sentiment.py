@@ -6,6 +6,8 @@ pooling of sentences into a document live in `tasks.models`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tasks.models.sentiment import READS_EMBEDDINGS
 from tasks.record import Document
 from tasks.steps.base import BaseStep, StepSettings
@@ -17,6 +19,7 @@ class Sentiment(BaseStep):
     name = "sentiment"
     needs = ("sentences", "title")
     provides = ("sentiment", "sentiment_score", "sentiment_probs")
+    model_roles = ("sentiment_model",)
 
     def model_needs(self, settings: StepSettings) -> dict[str, str]:
         # In the shared pass the embed step has run the lead through this very model: the
@@ -32,8 +35,12 @@ class Sentiment(BaseStep):
     def setup(self, settings: StepSettings) -> None:
         settings.models.load_sentiment()
 
-    def process(self, docs: list[Document], settings: StepSettings) -> None:
+    def provenance(self, settings: StepSettings) -> dict[str, Any]:
+        return {"sentiment_model": settings.models.load_sentiment().provenance()}
+
+    def process(self, docs: list[Document], settings: StepSettings) -> list[dict[str, Any]]:
         settings.models.load_sentiment().score(docs)
+        return self.written(docs, settings)
 
 
 STEP = Sentiment()

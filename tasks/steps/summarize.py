@@ -6,6 +6,8 @@ or distort it. The summarisers themselves live in `tasks.models.summarizers`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tasks.models.summarizers import READS_EMBEDDINGS
 from tasks.record import Document
 from tasks.steps.base import BaseStep, StepSettings
@@ -24,6 +26,7 @@ class Summarize(BaseStep):
     name = "summarize"
     needs = ("sentences",)
     provides = ("summary", "summary_sentence_ids", "summary_chunks", "summary_method")
+    model_roles = ("summarizer",)
 
     def model_needs(self, settings: StepSettings) -> dict[str, str]:
         # The extractive summariser ranks the lead by the embed step's vectors.
@@ -34,7 +37,10 @@ class Summarize(BaseStep):
     def setup(self, settings: StepSettings) -> None:
         settings.models.load_summarizer()
 
-    def process(self, docs: list[Document], settings: StepSettings) -> None:
+    def provenance(self, settings: StepSettings) -> dict[str, Any]:
+        return {"summarizer": settings.models.load_summarizer().provenance()}
+
+    def process(self, docs: list[Document], settings: StepSettings) -> list[dict[str, Any]]:
         long_docs = []
         for doc in docs:
             if is_short_text(doc):
@@ -49,6 +55,7 @@ class Summarize(BaseStep):
             summarizer.summarize(long_docs)
             for doc in long_docs:
                 doc.summary_method = doc.summary_method or summarizer.name
+        return self.written(docs, settings)
 
 
 STEP = Summarize()
