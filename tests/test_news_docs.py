@@ -40,6 +40,7 @@ def test_every_row_is_well_formed_and_settled():
         else:  # a disagreement is settled by the third reading, never left open
             assert r["settled_by"] == "settled"
         assert r["id"].startswith(r["source"] + ":")
+        assert r["round"] in (1, 2)
 
 
 def test_splits_come_from_the_id_alone():

@@ -5,7 +5,9 @@ of a sentence is not the news it reports (a death, a trial, a lost bid are bad n
 words). The head reads, per document, the outputs the sentiment model's one pass gives for
 each unit (its title and the sentences of the lead): the title's, the first sentence's and
 the body's mean sentence vector, and the probabilities of the title, the first sentence,
-the body's mean, its polar-weighted mean and its strongest positive and negative sentence.
+the body's mean, its polar-weighted mean and its strongest positive and negative sentence;
+and, from the units' text, which way a results table's figures went
+(`tasks.models.reported_figures`: the encoder cannot compare two numbers).
 It was trained on whole news documents labelled by the team
 (`tasks/training/news_docs/`) together with the sentence sets, so single sentences keep
 their labels (`tasks.training.train_document_head`).
@@ -22,17 +24,21 @@ from typing import Any
 import numpy as np
 
 from tasks.models.registry import ModelError, file_digest
+from tasks.models.reported_figures import FEATURE_NAMES, figure_features
 
 WEIGHTS = "doc_head.safetensors"
 # The feature layout: a trained head records it and is refused by code that builds another.
-FEATURES = "title-lead-mean-vectors+probs/v1"
+FEATURES = "title-lead-mean-vectors+probs+figures/v2"
+# Layouts a trained head may record, and whether they end with the figure features: a head
+# trained before them (v1) still loads, and benches compare it with a newer one.
+LAYOUTS = {"title-lead-mean-vectors+probs/v1": False, FEATURES: True}
 
 
-def document_features(probs, vectors, titled: bool):
+def document_features(probs, vectors, titled: bool, texts: list[str], figures: bool = True):
     """One feature row (torch) for a document from its units' calibrated probabilities
-    (n, 3) and sentence vectors (n, d), title first when `titled`; absent parts are zeros,
-    with flags. Torch so that training backpropagates through it into the encoder; serving
-    calls it in float64, one document at a time."""
+    (n, 3), sentence vectors (n, d) and texts, title first when `titled`; absent parts are
+    zeros, with flags. Torch so that training backpropagates through it into the encoder;
+    serving calls it in float64, one document at a time."""
     import torch
 
     zero_v, zero_p = vectors.new_zeros(vectors.shape[1]), probs.new_zeros(3)
@@ -48,12 +54,14 @@ def document_features(probs, vectors, titled: bool):
         parts = [zero_v, zero_v, zero_p, zero_p, zero_p, probs.new_zeros(2)]
     flags = probs.new_tensor([float(titled), float(n_body > 0), min(n_body, 15) / 15.0])
     lead_v, mean_v, lead_p, mean_p, polar_p, strongest = parts
-    return torch.cat([title_v, lead_v, mean_v, title_p, lead_p, mean_p, polar_p, strongest,
-                      flags])
+    parts = [title_v, lead_v, mean_v, title_p, lead_p, mean_p, polar_p, strongest, flags]
+    if figures:
+        parts.append(probs.new_tensor(figure_features(texts[1:] if titled else texts)))
+    return torch.cat(parts)
 
 
-def feature_dim(vector_dim: int) -> int:
-    return 3 * vector_dim + 17
+def feature_dim(vector_dim: int, figures: bool = True) -> int:
+    return 3 * vector_dim + 17 + len(FEATURE_NAMES) * figures
 
 
 def build_module(arch: dict[str, Any]):
@@ -80,9 +88,10 @@ class DocumentHead:
         if not entry or not weights.is_file():
             raise ModelError(f"{folder} has no document head ({WEIGHTS} and "
                              "config.json document_head)")
-        if entry["features"] != FEATURES:
-            raise ModelError(f"document head features {entry['features']!r} are not this "
-                             f"code's {FEATURES!r}")
+        if entry["features"] not in LAYOUTS:
+            raise ModelError(f"document head features {entry['features']!r} are not one of "
+                             f"this code's ({', '.join(LAYOUTS)})")
+        self.figures = LAYOUTS[entry["features"]]
         self.entry = entry
         # Two thresholds on one score: documents of two or more units (fitted on the team's
         # news documents) and one-unit texts, a headline or a sentence (fitted on the
@@ -103,12 +112,13 @@ class DocumentHead:
         return self.single_unit_band if n_units == 1 else self.band
 
     def params(self) -> dict[str, Any]:
-        return {"features": FEATURES, "architecture": self.entry["architecture"],
+        return {"features": self.entry["features"], "architecture": self.entry["architecture"],
                 "neutral_band": self.band, "single_unit_band": self.single_unit_band}
 
-    def probs(self, probs: np.ndarray, vectors: np.ndarray, titled: bool) -> np.ndarray:
-        """(neg, neu, pos) of one document from its units' calibrated probabilities and
-        vectors (title first when `titled`)."""
+    def probs(self, probs: np.ndarray, vectors: np.ndarray, titled: bool,
+              texts: list[str]) -> np.ndarray:
+        """(neg, neu, pos) of one document from its units' calibrated probabilities,
+        vectors and texts (title first when `titled`)."""
         torch = self._torch
         if titled and len(probs) == 1:
             # A headline with no body is a one-sentence text: read it as the head learned
@@ -117,7 +127,7 @@ class DocumentHead:
         with torch.no_grad():
             x = document_features(torch.from_numpy(np.asarray(probs, dtype=np.float64)),
                                   torch.from_numpy(np.asarray(vectors, dtype=np.float64)),
-                                  titled).numpy()
+                                  titled, texts, self.figures).numpy()
             x = (x - self.mean) / self.scale
             z = self._module(torch.from_numpy(x[None, :]))[0]
             return torch.softmax(z, dim=-1).numpy()

@@ -359,7 +359,7 @@ class LoraSentiment:
             if not texts:
                 set_sentiment(doc, None)
             elif self.doc_head is not None:
-                set_sentiment(doc, self.doc_head.probs(self.calibrated(z), v, titled),
+                set_sentiment(doc, self.doc_head.probs(self.calibrated(z), v, titled, texts),
                               self.doc_head.band_for(len(texts)))
             else:
                 set_sentiment(doc, pool_probs(self.calibrated(z), self.pooling, titled),

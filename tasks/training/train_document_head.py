@@ -77,7 +77,8 @@ def unit_features(model, docs: list[Document]) -> np.ndarray:
     rows, start = [], 0
     for texts, titled in units:
         end = start + len(texts)
-        rows.append(document_features(probs[start:end], vectors[start:end], titled).numpy())
+        rows.append(document_features(probs[start:end], vectors[start:end], titled,
+                                      texts).numpy())
         start = end
     return np.stack(rows)
 

@@ -133,7 +133,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.time()
     train_s, dev_s = read_conll(args.conll / "train.txt"), read_conll(args.conll / "dev.txt")
     silver = []
-    if args.headlines:
+    if args.silver:  # typed earlier (--write-silver), by the tagger of the previous encoder
+        silver = [Sentence(tuple(r["words"]), tuple(r["tags"])) for r in
+                  map(json.loads, args.silver.read_text(encoding="utf-8").splitlines())]
+    elif args.headlines:
         from tasks.models.entity_finder import EntityFinder
         from tasks.training.headline_names import headline_sentences, retype
 
@@ -141,6 +144,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         if model.has_tagger:
             silver = retype(silver, EntityFinder(model))
         model.cache.clear()
+    if args.write_silver:
+        args.write_silver.write_text("".join(json.dumps({"words": list(s.words),
+                                                         "tags": list(s.tags)}) + "\n"
+                                             for s in silver), encoding="utf-8")
+        return {"silver": len(silver)}
     n_conll = len(train_s)
     train_s = train_s + silver
     train_f = word_states(model, train_s, args.layers)
@@ -210,8 +218,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "data": {"conll2003": SOURCE,
                  "casings": "each sentence as written, in Title Case and in capitals",
                  "headlines": (f"{len(silver)} SEntFiN 1.0 headlines (MIT) whose annotated "
-                               "entities are names, tagged where they stand, typed by the "
-                               "tagger trained on CoNLL alone (tasks.training.headline_names)"
+                               "entities are names, tagged where they stand, typed by "
+                               + ("the tagger installed before this one (on the previous "
+                                  "encoder; --write-silver, then --silver)" if args.silver
+                                  else "the installed tagger trained on CoNLL alone")
+                               + " (tasks.training.headline_names)"
                                if silver else None)},
         "training": {k: getattr(args, k) for k in DEFAULTS if k != "layers"},
         "metrics": {"torch fp32, CoNLL-2003 dev (exact spans)": summary},
@@ -250,6 +261,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--headlines", type=_path_or_none, default=SENTFIN,
                     help="SEntFiN TSV for silver headline names (tasks.training."
                          "headline_names); '' for CoNLL alone")
+    ap.add_argument("--write-silver", type=Path,
+                    help="only write the silver headlines, typed by the installed tagger, to "
+                         "this JSONL, and stop: keep them before the encoder they read changes")
+    ap.add_argument("--silver", type=Path,
+                    help="silver headlines from --write-silver, instead of typing them now")
     for key, value in DEFAULTS.items():
         if isinstance(value, list):
             ap.add_argument(f"--{key}", type=int, nargs="+", default=value)

@@ -112,7 +112,7 @@ class NewsModel:
         rows, start = [], 0
         for texts, titled in units:
             end = start + len(texts)
-            rows.append(document_features(probs[start:end], vectors[start:end], titled))
+            rows.append(document_features(probs[start:end], vectors[start:end], titled, texts))
             start = end
         x = (torch.stack(rows) - self.mean) / self.scale
         return self.doc_head(x)
@@ -131,7 +131,8 @@ class NewsModel:
                 start = 0
                 for texts, titled in units[k:k + 64]:
                     end = start + len(texts)
-                    rows.append(document_features(probs[start:end], vectors[start:end], titled))
+                    rows.append(document_features(probs[start:end], vectors[start:end],
+                                                  titled, texts))
                     start = end
         x = torch.stack(rows)
         self.mean, self.scale = x.mean(dim=0), x.std(dim=0) + 1e-6
@@ -153,13 +154,14 @@ def _doc_units(items: list[dict]) -> list[tuple[list[str], bool]]:
     return [document_units(d, LEAD_SENTENCES) for d in news_documents(items)]
 
 
-def train(hp: dict[str, Any], out: Path, progress: bool = True) -> dict[str, Any]:
+def train(hp: dict[str, Any], out: Path, progress: bool = True,
+          start: Path = LORA_DIR) -> dict[str, Any]:
     import torch
     from tqdm.auto import tqdm
 
     _seed_everything(hp["seed"])
     rng = np.random.default_rng(hp["seed"])
-    model = NewsModel(LORA_DIR, hp["hidden"])
+    model = NewsModel(start, hp["hidden"])
     train_items = news_docs.labelled_items("train")
     dev_items = news_docs.labelled_items("dev")
     train_units, dev_units = _doc_units(train_items), _doc_units(dev_items)
@@ -204,7 +206,8 @@ def train(hp: dict[str, Any], out: Path, progress: bool = True) -> dict[str, Any
             three = torch.tensor([task == 1 for _, _, task in rows])
             logits, probs, vectors = model.pass_(texts)
             # the document head on each sentence as a single-unit document
-            single = torch.stack([document_features(probs[i:i + 1], vectors[i:i + 1], False)
+            single = torch.stack([document_features(probs[i:i + 1], vectors[i:i + 1], False,
+                                                    texts[i:i + 1])
                                   for i in range(len(rows))])
             doc_z = model.doc_head((single - model.mean) / model.scale)
             loss = logits.new_zeros(())
@@ -230,20 +233,21 @@ def train(hp: dict[str, Any], out: Path, progress: bool = True) -> dict[str, Any
         print(json.dumps(history[-1]), flush=True)
         if best is None or metrics["macro_f1"] > best["macro_f1"]:
             best = history[-1]
-            _save(model, out, hp, history)
+            _save(model, out, hp, history, start)
     bar.close()
     return {"best": best, "history": history}
 
 
-def _save(model: NewsModel, out: Path, hp: dict[str, Any], history: list[dict]) -> None:
+def _save(model: NewsModel, out: Path, hp: dict[str, Any], history: list[dict],
+          start: Path) -> None:
     """The adapter (float16, as shipped), both heads and the training record."""
     import torch
     from safetensors.torch import load_file, save_file
 
     out.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "README.md"):
-        if (LORA_DIR / name).is_file():
-            shutil.copy(LORA_DIR / name, out / name)
+        if (start / name).is_file():
+            shutil.copy(start / name, out / name)
     model.encoder.peft_config["default"].base_model_name_or_path = \
         model.config["base_model"]["name"]
     model.encoder.save_pretrained(str(out), save_embedding_layers=False)
@@ -260,6 +264,7 @@ def _save(model: NewsModel, out: Path, hp: dict[str, Any], history: list[dict]) 
                  "standardize": {"mean": model.mean.double().tolist(),
                                  "scale": model.scale.double().tolist()}}
     (out / "training.json").write_text(json.dumps({"hyperparameters": hp, "history": history,
+                                                   "start": str(start),
                                                    "document_head": entry}, indent=2))
 
 
@@ -281,9 +286,10 @@ def package(trained: Path, into: Path) -> dict[str, Any]:
                                             "epoch_kept": best["epoch"],
                                             "history": record["history"],
                                             "command": f"python -m tasks.training."
-                                                       f"train_news_sentiment --out {trained} "
-                                                       f"(hyperparameters above), then "
-                                                       f"--package {trained}"}}
+                                                       f"train_news_sentiment --start "
+                                                       f"{record.get('start', LORA_DIR)} "
+                                                       f"--out {trained} (hyperparameters "
+                                                       f"above), then --package {trained}"}}
     atomic_write_bytes(config_path, (json.dumps(config, indent=2) + "\n").encode("utf-8"))
     model = _lora_class()(into, "minilm-lora")
     dev_items = news_docs.labelled_items("dev")
@@ -300,7 +306,8 @@ def package(trained: Path, into: Path) -> dict[str, Any]:
     config["neutral_band"] = band
     config["label_rule"] = (
         "the document head (tasks.models.document_head) reads the title's, the first "
-        "sentence's and the lead's sentence vectors and probabilities; positive if p(pos) - "
+        "sentence's and the lead's sentence vectors and probabilities, and which way a "
+        "results table's figures went (tasks.models.reported_figures); positive if p(pos) - "
         "p(neg) >= neutral_band, negative if <= -neutral_band, else neutral; neutral_band "
         "fitted on the team's news documents (dev split, macro-F1); a one-unit text (a "
         f"headline or a sentence) uses single_unit_band = {single_band} instead, fitted on "
@@ -341,6 +348,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="folder for the trained weights")
     parser.add_argument("--package", type=Path, help="a trained folder to package")
     parser.add_argument("--into", type=Path, default=LORA_DIR)
+    parser.add_argument("--start", type=Path, default=LORA_DIR,
+                        help="the sentence-trained adapter folder to start from (the shipped "
+                             "one's start: tasks/models/assets/sentiment-lora at commit "
+                             "73b423c)")
     parser.add_argument("--no-progress", action="store_true")
     for key, value in DEFAULTS.items():
         parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
@@ -351,7 +362,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.out:
         parser.error("--out or --package")
     hp = {k: getattr(args, k) for k in DEFAULTS}
-    print(json.dumps(train(hp, args.out, not args.no_progress)["best"]))
+    print(json.dumps(train(hp, args.out, not args.no_progress, args.start)["best"]))
 
 
 if __name__ == "__main__":
