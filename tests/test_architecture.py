@@ -217,13 +217,17 @@ def test_benches_that_run_the_steps_are_the_ones_architecture_names():
             assert "by hand" in overview and by_hand & imports, name
 
 
-def test_adding_a_step_names_what_a_new_column_and_scratch_need():
-    from tasks import record
+def test_adding_a_step_names_what_a_new_column_a_model_and_scratch_need():
+    import tasks.pipeline
     from tasks.pipeline import drop_scratch
+    from tasks.steps import base
 
     recipe = ARCHITECTURE.split("## Adding a step", 1)[1]
-    for name in ("Document", "DOCUMENT_SCHEMA", "documents_to_table", "COLUMN_DOCS"):
-        assert f"`{name}`" in recipe and hasattr(record, name), name
+    for name in ("Column", "model_roles", "provenance(settings)", "written"):
+        assert f"`{name}" in recipe, name
+    assert hasattr(base, "Column") and hasattr(base.BaseStep, "written")
+    for name in ("document_schema", "column_docs", "step_provenance"):
+        assert f"`{name}" in recipe and hasattr(tasks.pipeline, name), name
     assert "`scratch`" in recipe and "`drop_scratch`" in recipe
     scratch = {f for step in STEPS for f in getattr(step, "scratch", ())}
     assert scratch and all(f in Document.__slots__ for f in scratch)
