@@ -223,11 +223,11 @@ def test_adding_a_step_names_what_a_new_column_a_model_and_scratch_need():
     from tasks.steps import base
 
     recipe = ARCHITECTURE.split("## Adding a step", 1)[1]
-    for name in ("Column", "model_roles", "provenance(settings)", "written"):
-        assert f"`{name}" in recipe, name
+    for name in ("Column(", "`model_roles`", "`provenance(settings)`", "`written`"):
+        assert name in recipe, name
     assert hasattr(base, "Column") and hasattr(base.BaseStep, "written")
     for name in ("document_schema", "column_docs", "step_provenance"):
-        assert f"`{name}" in recipe and hasattr(tasks.pipeline, name), name
+        assert name in recipe and hasattr(tasks.pipeline, name), name
     assert "`scratch`" in recipe and "`drop_scratch`" in recipe
     scratch = {f for step in STEPS for f in getattr(step, "scratch", ())}
     assert scratch and all(f in Document.__slots__ for f in scratch)
