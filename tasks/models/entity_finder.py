@@ -128,6 +128,7 @@ def _spans(text: str, words: list[tuple[int, int]], logits) -> tuple[Span, ...]:
             a += 1
         if b > a and (has_capitals <= _has_capital(text[words[a][0]:words[b - 1][1]])):
             found.append((a, b, TYPE_NAMES[kind]))
+    found = _peoples(text, words, found)
     taken = {i for a, b, _ in found for i in range(a, b)}
     for i, (a, b) in enumerate(words):
         if i not in taken and text[a:b].casefold() in MARKET_TERMS:
@@ -148,6 +149,33 @@ def _spans(text: str, words: list[tuple[int, int]], logits) -> tuple[Span, ...]:
         start, end = words[a][0], words[b - 1][1]
         out.append(Span(start, end, text[start:end], kind))
     return tuple(out)
+
+
+def _peoples(text: str, words: list[tuple[int, int]],
+             found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """One name across "People's", a possessive inside names ("Donetsk People's Republic",
+    "People's Bank of China", "People's Party"), where CoNLL's tagging (which leaves "'s"
+    out of names) splits or drops it: from the name just before "People" (or "People"
+    itself) to the name or capitalised words after "'s"."""
+    def word(i: int) -> str:
+        return text[words[i][0]:words[i][1]]
+
+    n = len(words)
+    for i in range(n - 3):
+        if not (word(i) == "People" and word(i + 1) in _APOSTROPHES
+                and word(i + 2).casefold() == "s" and word(i + 3)[:1].isupper()
+                and words[i][1] == words[i + 1][0] and words[i + 1][1] == words[i + 2][0]):
+            continue
+        left = next((f for f in found if f[0] <= i < f[1] or (
+            f[1] == i and text[words[i - 1][1]:words[i][0]].isspace())), None)
+        right = next((f for f in found if f[0] == i + 3), None)
+        end = right[1] if right else i + 4
+        while not right and end < n and word(end)[:1].isupper() and word(end).isalpha():
+            end += 1  # "People's Liberation Army": the words the tagger left out
+        kind = right[2] if right else left[2] if left else TYPE_NAMES["ORG"]
+        start = left[0] if left else i
+        found = [f for f in found if f[1] <= start or f[0] >= end] + [(start, end, kind)]
+    return found
 
 
 _OPENERS = frozenset("<([{")
