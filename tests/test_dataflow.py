@@ -85,6 +85,40 @@ def test_a_model_that_reads_embeddings_needs_the_embed_step(models, step, reader
     check_needs([s for s in STEPS if s.name != "entities"], settings=settings)
 
 
+@pytest.mark.parametrize("models, step, reader", [
+    ({"summarizer": "extractive", "sentiment": "some/hf-classifier"}, "summarize",
+     "the summariser 'extractive'"),
+    ({}, "sentiment", "the sentiment model 'minilm-lora'"),
+])
+def test_a_step_list_built_by_hand_without_embed_gets_rejects_not_a_second_pass(
+        models, step, reader, monkeypatch):
+    """Past the start check (a bench or a test running steps by hand), a model's missing
+    input is still an error, each document a `<step>_failed` reject naming the model and the
+    field; the model never encodes the sentences itself."""
+    from tasks.models import encoder, summarizers
+    from tasks.pipeline import run_step
+    from tasks.record import Document
+    from tasks.steps.base import Batch
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("a model encoded the sentences itself")
+
+    monkeypatch.setattr(summarizers, "load_sentence_encoder", no_encoding)
+    monkeypatch.setattr(encoder, "load_encoder", no_encoding)
+    settings = _settings(**models)
+    text = ("Shares rose on Monday as investors bought banks. Bonds fell for a third day. "
+            "Gold held near its record. Oil slid after the producers met. The dollar gained "
+            "against the yen and the euro.")  # long enough to be summarised
+    docs = [Document(doc_id=k, source="t", raw_text=text, title="Markets move") for k in "ab"]
+    batch = Batch(seq=0, docs=docs)
+    for s in STEPS[:STEPS.index(STEP[step]) + 1]:
+        if s.name not in ("embed", "summarize") or s.name == step:
+            batch = run_step(s, batch, settings)
+    assert batch.docs == []
+    assert {r.reason for r in batch.rejects} == {f"{step}_failed"}
+    assert all(reader in r.detail and "embed" in r.detail for r in batch.rejects)
+
+
 # --- the lead window: one home, checked at the start -----------------------------------------
 
 

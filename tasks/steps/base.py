@@ -59,6 +59,10 @@ class StepSettings:
     watchlist: tuple[tuple[str, ...], ...] = ()
 
 
+class MissingInput(RuntimeError):
+    """A model's declared input is missing from a document (see `require_model_needs`)."""
+
+
 @runtime_checkable
 class Step(Protocol):
     """One stage of the pipeline (see the module docstring)."""
@@ -140,6 +144,17 @@ class BaseStep:
 
     def process(self, docs: list[Document], settings: StepSettings) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    def require_model_needs(self, docs: list[Document], settings: StepSettings) -> None:
+        """Fail when a field the chosen models read (`model_needs`) is missing on a document:
+        the models would otherwise compute it themselves, on another backend or in a second
+        pass. `active_steps` makes this unreachable in a run; a step list built by hand (a
+        bench, a test) gets the error, as a `<step>_failed` reject per document."""
+        for name, reader in self.model_needs(settings).items():
+            lacking = [doc.doc_id for doc in docs if read_field(doc, name) is None]
+            if lacking:
+                raise MissingInput(f"{reader} reads {name}, which no earlier step set "
+                                   f"(document {lacking[0]!r}; the embed step provides it)")
 
     def written(self, docs: list[Document], settings: StepSettings) -> list[dict[str, Any]]:
         """The declared fields of `docs` (the runner's copies) after a helper that fills them

@@ -39,6 +39,7 @@ class Sentiment(BaseStep):
         return {"sentiment_model": settings.models.load_sentiment().provenance()}
 
     def process(self, docs: list[Document], settings: StepSettings) -> list[dict[str, Any]]:
+        self.require_model_needs([d for d in docs if d.sentences], settings)
         settings.models.load_sentiment().score(docs)
         return self.written(docs, settings)
 

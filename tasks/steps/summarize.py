@@ -51,6 +51,7 @@ class Summarize(BaseStep):
             else:
                 long_docs.append(doc)
         if long_docs:
+            self.require_model_needs(long_docs, settings)  # never encoded here
             summarizer = settings.models.load_summarizer()
             summarizer.summarize(long_docs)
             for doc in long_docs:
