@@ -122,6 +122,29 @@ def fold_standardisation(tagger, mu: np.ndarray, sd: np.ndarray, n_states: int) 
         lin.weight[:, :n_states] = w
 
 
+def silver_headlines(args: argparse.Namespace, model: LoraSentiment) -> list[Sentence]:
+    """The SEntFiN headlines with their names tagged: as written by --write-silver
+    (`--silver`), else typed now by the model's installed tagger (none: `--headlines ''`)."""
+    if args.silver:  # typed earlier, by the tagger of the previous encoder
+        return [Sentence(tuple(r["words"]), tuple(r["tags"])) for r in
+                map(json.loads, args.silver.read_text(encoding="utf-8").splitlines())]
+    if not args.headlines:
+        return []
+    from tasks.models.entity_finder import EntityFinder
+    from tasks.training.headline_names import headline_sentences, retype
+
+    silver = headline_sentences(args.headlines)
+    if model.has_tagger:
+        silver = retype(silver, EntityFinder(model))
+    model.cache.clear()
+    return silver
+
+
+def write_silver(path: Path, silver: list[Sentence]) -> None:
+    path.write_text("".join(json.dumps({"words": list(s.words), "tags": list(s.tags)}) + "\n"
+                            for s in silver), encoding="utf-8")
+
+
 def train(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
@@ -132,23 +155,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     model = LoraSentiment(LORA_DIR, "minilm-lora")
     t0 = time.time()
     train_s, dev_s = read_conll(args.conll / "train.txt"), read_conll(args.conll / "dev.txt")
-    silver = []
-    if args.silver:  # typed earlier (--write-silver), by the tagger of the previous encoder
-        silver = [Sentence(tuple(r["words"]), tuple(r["tags"])) for r in
-                  map(json.loads, args.silver.read_text(encoding="utf-8").splitlines())]
-    elif args.headlines:
-        from tasks.models.entity_finder import EntityFinder
-        from tasks.training.headline_names import headline_sentences, retype
-
-        silver = headline_sentences(args.headlines)
-        if model.has_tagger:
-            silver = retype(silver, EntityFinder(model))
-        model.cache.clear()
-    if args.write_silver:
-        args.write_silver.write_text("".join(json.dumps({"words": list(s.words),
-                                                         "tags": list(s.tags)}) + "\n"
-                                             for s in silver), encoding="utf-8")
-        return {"silver": len(silver)}
+    silver = silver_headlines(args, model)
     n_conll = len(train_s)
     train_s = train_s + silver
     train_f = word_states(model, train_s, args.layers)
@@ -275,7 +282,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    return train(parse_args(argv))
+    args = parse_args(argv)
+    if args.write_silver:  # only the headlines, before the encoder they read changes
+        silver = silver_headlines(args, LoraSentiment(LORA_DIR, "minilm-lora"))
+        write_silver(args.write_silver, silver)
+        return {"silver": len(silver)}
+    return train(args)
 
 
 if __name__ == "__main__":
