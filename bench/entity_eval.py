@@ -17,6 +17,13 @@ default, as `textdigest run`); its label follows the model's neutral band, as th
 `entities` step (finder and model) on each text as a title and counts the names found, the
 signs right, and for two names of opposite news the right order and opposite signs.
 
+`--main-subject`: the team's news documents (`tasks.training.news_docs`, `--split`) that
+have a title and more than two sentences; for each number of `--sentences` read after the
+title, the row of the first entity the title names (a word of its name is in the title: the
+story's main subject; documents where every reading finds one) against the
+document's label (the news for its main subject): accuracy, macro-F1, and on clear good or bad
+news the sign of its score. How much of the article entity sentiment should pool.
+
 `--articles`: the team's entity set (`tasks.training.news_entities`: 30 headline-first news
 items, title and lead, every entity labelled twice); runs the pipeline's clean and entities
 steps on each and scores the rows: (name, type) precision and recall, and entities split
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -112,6 +120,41 @@ def article_counts(model, with_reuters: bool = True) -> dict[str, object]:
     return out
 
 
+def main_subject_counts(model, split: str, sentences: list[int]) -> dict[str, object]:
+    """The `--main-subject` figures (module docstring), per number of sentences read."""
+    from tasks.models.entity_finder import load_finder
+    from tasks.record import SENTIMENT_LABELS
+    from tasks.steps.entities import entities_of
+    from tasks.training.news_docs import labelled_items, macro_f1, news_documents
+
+    items = [i for i in labelled_items(split) if (i.get("title") or "").strip()]
+    longer = [i for i, d in zip(items, news_documents(items), strict=True)
+              if len(d.sentences) > 2]
+    words = lambda text: set(re.findall(r"\w+", text.casefold()))  # noqa: E731
+    mains = {}
+    for n in sentences:
+        docs = entities_of(news_documents(longer), load_finder(), model, sentences=n)
+        mains[n] = [next((e for e in d.entities if words(e["name"]) & words(d.title)), None)
+                    for d in docs]
+    both = [k for k in range(len(longer)) if all(mains[n][k] for n in sentences)]
+    out: dict[str, object] = {"split": split, "documents": len(longer), "rows": len(both)}
+    for n in sentences:
+        pred, gold, signs = [], [], []
+        for k in both:
+            item, main = longer[k], mains[n][k]
+            pred.append(SENTIMENT_LABELS.index(main["sentiment"]))
+            gold.append(SENTIMENT_LABELS.index(item["label"]))
+            if item["clarity"] == "clear" and item["label"] != "neutral":
+                signs.append((main["score"] > 0) == (item["label"] == "positive")
+                             and main["score"] != 0)
+        p, y = np.array(pred), np.array(gold)
+        out[f"sentences_{n}"] = {"accuracy": round(float((p == y).mean()), 4),
+                                 "macro_f1": round(macro_f1(p, y), 4),
+                                 "clear_polar_rows": len(signs),
+                                 "clear_polar_sign": round(float(np.mean(signs)), 4)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = p.add_mutually_exclusive_group(required=True)
@@ -124,8 +167,18 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     source.add_argument("--articles", action="store_true",
                         help="the team's 30 labelled news items: entity rows' (name, type) "
                              "precision and recall")
+    source.add_argument("--main-subject", action="store_true",
+                        help="the team's titled news documents longer than the title and two "
+                             "sentences: the label of the entity the title names against the "
+                             "document's label, reading --sentences after the title")
+    p.add_argument("--split", default="dev", help="--main-subject: the team set's split")
+    p.add_argument("--sentences", type=int, nargs="+", default=[0, 2, 5, 15],
+                   help="--main-subject: sentences read after the title")
     p.add_argument("--predictions", type=Path, default=None)
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
+    p.add_argument("--minilm-entity", action="store_true",
+                   help="score with the separate minilm-entity model (its own second pass), "
+                        "not the shared pass's entity head")
     p.add_argument("--model-dir", type=Path, default=None,
                    help="a packaged entity model folder to score with (torch), instead of "
                         "the built-in one")
@@ -139,8 +192,18 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         from tasks.models.entity_sentiment import EntitySentiment
 
         model, args.backend = EntitySentiment(args.model_dir), "torch"
+    elif args.minilm_entity:
+        from tasks.models.entity_sentiment import EntitySentiment
+        from tasks.models.onnx_backend import load_onnx_entity_model
+
+        model = load_onnx_entity_model() if args.backend == "onnx" else EntitySentiment()
     else:
         model = ChosenModels(backend=args.backend).load_entity_model()
+    if args.main_subject:
+        counts = main_subject_counts(model, args.split, args.sentences)
+        json.dump(counts, sys.stdout)
+        print()
+        return counts
     if args.articles or args.headlines:
         counts = article_counts(model) if args.articles else headline_counts(args.headlines,
                                                                              model)

@@ -51,6 +51,7 @@ import torch
 
 from tasks.training.entity_data import (  # noqa: E402 - the readers live with the trainer
     Mention,
+    contrast_pairs,
     entity_data,
     entity_heldout,
 )
@@ -698,41 +699,6 @@ def arm_trained(ctx: Context, arm: str) -> dict[str, Any]:
         torch.cuda.empty_cache()
     result["total_s"] = round(time.perf_counter() - started, 1)
     return result
-
-
-def contrast_pairs(mentions: list[Mention], n: int, seed: int, opposite: float = 1.0
-                   ) -> list[Mention]:
-    """`n` sentences joined from two training headlines that name one entity each ("A gains
-    as B slides"): two mentions whose labels come from their own headline, so the other
-    clause's tone must not decide them. A share `opposite` of the pairs has one good and one
-    bad news; the rest draws both labels at random (same, neutral, or opposite again), so the
-    joined form itself does not teach "the two differ"."""
-    by_text: dict[str, list[Mention]] = {}
-    for m in mentions:
-        by_text.setdefault(m.text, []).append(m)
-    single = [ms[0] for ms in by_text.values() if len(ms) == 1]
-    by_label = {k: [m for m in single if m.label == k] for k in (0, 1, 2)}
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        if rng.random() < opposite:
-            a, b = rng.choice(by_label[2]), rng.choice(by_label[0])
-        else:
-            a, b = (rng.choice(by_label[rng.choice((0, 1, 2))]) for _ in range(2))
-            if a.text == b.text:
-                continue
-        if rng.random() < 0.5:
-            a, b = b, a
-        first = a.text.strip().rstrip(".")
-        joint = rng.choice((" as ", " while ", "; ", ", ", " but "))
-        second = b.text.strip()
-        second = second[0].lower() + second[1:] if joint in (" as ", " while ", " but ") \
-            and second[:1].isupper() and not second[:2].isupper() and b.start > 0 else second
-        text = first + joint + second
-        shift = len(first) + len(joint) - (len(b.text) - len(b.text.lstrip()))
-        out.append(Mention(text, a.start, a.end, a.label, "contrast"))
-        out.append(Mention(text, b.start + shift, b.end + shift, b.label, "contrast"))
-    return out
 
 
 def load_weights_into(path: Path, encoder, ent_head, doc_head) -> None:

@@ -60,6 +60,8 @@ def needs(path: Path):
         ("a <b>bold</b> and <a href='x'>link</a>.", "a bold and link."),
         ("a < b and c > d", "a < b and c > d"),  # comparison, not a tag
         ("Stake in &lt;Texaco Inc> and &lt;DD>.", "Stake in Texaco Inc and DD."),
+        # a ticker after its company's name stays apart from the name
+        ("RYKOFF-SEXTON INC &lt;RYK> 3RD QTR NET", "RYKOFF-SEXTON INC (RYK) 3RD QTR NET"),
         ("one\ntwo\nthree", "one two three"),
         ("para one\n\n\n\npara two", "para one\n\npara two"),
         ("wrapped line\n    indented starts a paragraph\nand wraps", (

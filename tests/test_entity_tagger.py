@@ -19,6 +19,7 @@ from tasks.models.token_shape import (
     token_shapes,
     word_spans,
 )
+from tasks.record import Document
 from tasks.steps.entities import find_entities
 from tasks.training.conll import (
     IGNORE,
@@ -183,6 +184,20 @@ def test_an_acronym_defined_in_the_text_is_the_same_entity(finder):
                             "the bank.", "The FSA said the fine was a warning."])
     assert names.get("Financial Services Authority") == ("organization", 3), names
     assert "FSA" not in names
+
+
+def test_a_ticker_after_a_company_is_the_same_entity(finder):
+    """Reuters marks tickers in brackets ("RYKOFF-SEXTON INC <RYK>"): the clean step keeps
+    them apart from the name, and the entities step counts them as that company."""
+    from tasks.steps.clean import clean_document
+
+    doc = clean_document(Document(doc_id="r", source="t", raw_text="Shr 21 cts vs 28 cts",
+                                  title="RYKOFF-SEXTON INC &lt;RYK> 3RD QTR JAN 31 NET"))
+    assert "(RYK)" in doc.title
+    names = _names(finder, [doc.title, "Texaco Inc (TX) said TX shares rose."])
+    assert names.get("RYKOFF-SEXTON INC") == ("organization", 2), names
+    assert names.get("Texaco Inc", ("", 0))[1] == 3, names
+    assert not {"RYK", "TX", "RYKOFF-SEXTON INC RYK"} & set(names)
 
 
 def test_peoples_is_inside_one_name(finder):

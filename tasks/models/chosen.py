@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from tasks.models.encoder import Encoder
-from tasks.models.entity_sentiment import EntitySentiment
+from tasks.models.entity_sentiment import EntitySentiment, PassEntitySentiment
 from tasks.models.lead import LEAD_SENTENCES
 from tasks.models.registry import DEFAULT_ENCODER, ModelError
 from tasks.models.sentence_encoders import load_sentence_encoder
@@ -137,7 +137,7 @@ class ChosenModels:
             options["encoder"] = self.encoder
         return load_summarizer(self.summarizer, **options)
 
-    def load_entity_model(self) -> EntitySentiment:
+    def load_entity_model(self) -> EntitySentiment | PassEntitySentiment:
         """This process's per-entity sentiment model on the chosen backend (loaded once)."""
         return _load_entity_model(self.backend)
 
@@ -151,7 +151,14 @@ class ChosenModels:
 
 
 @lru_cache(maxsize=2)
-def _load_entity_model(backend: str) -> EntitySentiment:
+def _load_entity_model(backend: str) -> EntitySentiment | PassEntitySentiment:
+    """The shared model's entity head when it has one (no second pass), else
+    `minilm-entity`."""
+    from tasks.models.entity_finder import load_finder
+
+    shared = load_finder(backend).model
+    if getattr(shared, "entity_config", None):
+        return PassEntitySentiment(shared)
     if backend == "onnx":
         from tasks.models.onnx_backend import load_onnx_entity_model
 

@@ -28,8 +28,9 @@ from tasks.record import SENTIMENT_LABELS
 
 ENTITY_MODEL = "minilm-entity"
 ENTITY_DIR = ASSETS / "entity-lora"
-FILES = ("config.json", "adapter_config.json", "adapter_model.safetensors",
-         "entity_head.safetensors")
+# The head's weights file, here and in a model whose pass serves it (`minilm-lora`).
+ENTITY_WEIGHTS = "entity_head.safetensors"
+FILES = ("config.json", "adapter_config.json", "adapter_model.safetensors", ENTITY_WEIGHTS)
 
 BUILTIN_DIRS = {ENTITY_MODEL: ENTITY_DIR}
 # The files behind the "<part>-sha256:<digest>" parts of its revision.
@@ -193,3 +194,68 @@ def entity_features(layers: list[Any], weights: Any) -> Any:
     import torch
 
     return torch.cat(parts, dim=-1)
+
+
+class PassEntitySentiment:
+    """Per-mention sentiment read from the shared pass: `minilm-lora`'s entity head
+    (`tasks.training.train_news_sentiment`) over the token states the pass already made for
+    the sentence's other heads, so naming an entity costs no second encoder pass. Same
+    features and interface as `EntitySentiment`; the head's facts are in the model's
+    `config.json` under `entity_head`."""
+
+    def __init__(self, pass_model):
+        import torch
+        from safetensors.torch import load_file
+
+        if not getattr(pass_model, "entity_config", None):
+            raise ModelError(f"{pass_model.name} has no entity head (config.json entity_head)")
+        self.pass_model = pass_model
+        self.config = pass_model.entity_config
+        self.name = pass_model.name
+        self.temperature = float(self.config["temperature"])
+        band = self.config.get("neutral_band")
+        self.band = None if band is None else float(band)
+        self.head = build_entity_head(self.config)
+        self.head.load_state_dict(load_file(str(pass_model.folder / ENTITY_WEIGHTS)))
+        self.head.float().eval()
+        self._torch = torch
+        self.cache = RowCache()
+
+    @property
+    def revision(self) -> str:
+        return self.pass_model.pass_revision
+
+    def provenance(self) -> dict[str, str]:
+        params = {"head": "entity_head", "temperature": self.temperature,
+                  "neutral_band": self.band, "features": self.config["features"],
+                  "pass": "the sentiment model's own (no second encoder pass)",
+                  **self.pass_model.backend_params()}
+        return {"name": self.name, "revision": self.revision,
+                "params": json.dumps(params, sort_keys=True)}
+
+    def logits(self, items: Sequence[tuple[str, Mentions]]) -> list[np.ndarray]:
+        """(k, 3) raw logits per (text, spans) item; the text's states from the pass."""
+        keyed = {item_key(t, s): (t, s) for t, s in items}
+        return self.cache.items([item_key(t, s) for t, s in items],
+                                lambda keys: self._compute([keyed[k] for k in keys]))
+
+    def _compute(self, items: list[tuple[str, Mentions]]) -> list[np.ndarray]:
+        torch = self._torch
+        states = self.pass_model.span_states([t for t, _ in items])
+        out = []
+        with torch.inference_mode():
+            for (_, spans), (layers, offsets) in zip(items, states, strict=True):
+                weights = span_matrix(token_spans(offsets, spans), layers.shape[1])
+                x = torch.from_numpy(layers.astype(np.float32))
+                out.append(self.head(entity_features(list(x), torch.from_numpy(weights)))
+                           .numpy())
+        return out
+
+    def probs(self, items: Sequence[tuple[str, Mentions]]) -> list[np.ndarray]:
+        """(k, 3) calibrated probabilities (softmax of logits / temperature) per item."""
+        out = []
+        for z in self.logits(items):
+            z = z.astype(np.float64) / self.temperature
+            z = np.exp(z - z.max(axis=1, keepdims=True))
+            out.append((z / z.sum(axis=1, keepdims=True)).astype(np.float32))
+        return out

@@ -120,4 +120,4 @@ def tagger_inputs(tokenizer, text: str, max_length: int) -> dict[str, Any]:
     shapes = token_shapes(text, offsets, word_ids)
     spans = word_spans(offsets, word_ids)
     return {"ids": list(enc["input_ids"]), "words": np.asarray(pieces or [0], dtype=np.int64),
-            "shapes": shapes[pieces or [0]], "spans": spans}
+            "shapes": shapes[pieces or [0]], "spans": spans, "offsets": offsets}

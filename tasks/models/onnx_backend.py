@@ -262,17 +262,19 @@ def _lora_class():
                 ids = self.tokenizer(sentences, truncation=True,
                                      max_length=self.max_length)["input_ids"]
                 rows = run_alone(self._session, self._pool, ids, len(self.labels) + self.dim)
-                return [(row, None, None) for row in rows]
+                return [(row, None, None, None) for row in rows]
             out: list[tuple | None] = [None] * len(sentences)
 
             def one(i: int) -> None:
                 x = tagger_inputs(self.tokenizer, sentences[i], self.max_length)
                 ids = np.asarray([x["ids"]], dtype=np.int64)
-                logits, vector, tags = self._session.run(None, {
+                res = self._session.run(None, {
                     "input_ids": ids, "attention_mask": np.ones_like(ids),
                     "words": x["words"], "shapes": x["shapes"]})
-                out[i] = (np.concatenate([logits[0], vector[0]]), x["spans"],
-                          tags[: len(x["spans"])])
+                states = ((res[3].astype(np.float16), x["offsets"]) if self.entity_config
+                          else None)
+                out[i] = (np.concatenate([res[0][0], res[1][0]]), x["spans"],
+                          res[2][: len(x["spans"])], states)
 
             self._pool.map(one, len(sentences))
             return out

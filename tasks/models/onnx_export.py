@@ -25,6 +25,7 @@ INPUT_NAMES = ("input_ids", "attention_mask")
 OUTPUT_NAMES = ("logits", "embeddings")
 TAGGER_INPUTS = ("words", "shapes")
 TAGGER_OUTPUT = "tags"
+STATES_OUTPUT = "states"
 OPSET = 17
 
 
@@ -33,10 +34,12 @@ def _graph(model: LoraSentiment):
 
     tagger = model._tagger
     layers = list(model.tagger_config["layers"]) if tagger is not None else []
+    entity = model.entity_config
+    state_layers = list(entity["features"]["span_layers"]) if entity else []
 
     class LogitsGraph(torch.nn.Module):
         """(input_ids, attention_mask[, words, shapes]) -> (raw head logits, sentence vectors
-        [, tag logits]), exactly `LoraSentiment._compute`."""
+        [, tag logits[, the entity head's token states]]), exactly `LoraSentiment._compute`."""
 
         def __init__(self):
             super().__init__()
@@ -53,8 +56,11 @@ def _graph(model: LoraSentiment):
             out = (self.head(pooled), torch.nn.functional.normalize(pooled, dim=-1))
             if self.tagger is None:
                 return out
-            return (*out, self.tagger(tagger_features(res.hidden_states, layers, words,
-                                                      shapes))[0])
+            out = (*out, self.tagger(tagger_features(res.hidden_states, layers, words,
+                                                     shapes))[0])
+            if state_layers:
+                out = (*out, torch.stack([res.hidden_states[k][0] for k in state_layers]))
+            return out
 
     return LogitsGraph().eval()
 
@@ -83,6 +89,9 @@ def export_sentiment(model: LoraSentiment, path: Path) -> Path:
         inputs += TAGGER_INPUTS
         outputs.append(TAGGER_OUTPUT)
         axes.update({"words": {0: "words"}, "shapes": {0: "words"}, "tags": {0: "words"}})
+        if model.entity_config:
+            outputs.append(STATES_OUTPUT)
+            axes[STATES_OUTPUT] = {1: "tokens"}
     with warnings.catch_warnings(), torch.inference_mode(), atomic_path(path) as tmp:
         warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks
         torch.onnx.export(_graph(model), args, str(tmp), input_names=inputs,

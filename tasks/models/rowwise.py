@@ -90,6 +90,14 @@ class RowCache:
                 self._rows.popitem(last=False)
         return [found[k] for k in keys]
 
+    def put(self, key: str, row: np.ndarray) -> None:
+        """Keep a result computed elsewhere (a pass that also yields this cache's items)."""
+        with self._lock:
+            self._rows[key] = row
+            self._rows.move_to_end(key)
+            while len(self._rows) > self.max_rows:
+                self._rows.popitem(last=False)
+
     def clear(self) -> None:
         with self._lock:
             self._rows.clear()

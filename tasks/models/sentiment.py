@@ -23,6 +23,7 @@ from tasks.models.document_head import WEIGHTS as DOC_HEAD_WEIGHTS
 from tasks.models.document_head import load_document_head
 from tasks.models.encoder import load_encoder
 from tasks.models.encoder_pass import load_base_encoder, mean_pool, tagger_features
+from tasks.models.entity_sentiment import ENTITY_WEIGHTS
 from tasks.models.entity_tagger import TAGGER_WEIGHTS, load_tagger, tagger_inputs
 from tasks.models.lead import LEAD_SENTENCES
 from tasks.models.registry import (
@@ -48,6 +49,8 @@ DEFAULT_SENTIMENT = "minilm-lora"  # must be a BUILTIN_SENTIMENT key
 HEAD_DIR = ASSETS / "sentiment-head"
 LORA_NAME = "minilm-lora"
 LORA_DIR = ASSETS / "sentiment-lora"
+# Sentences whose entity-head token states the pass keeps (LRU; a batch's sentences fit).
+STATE_ROWS = 4096
 # Built-ins that read the shared sentence embeddings (`needs_embeddings`), known without
 # loading them: the embed step runs only when a chosen model is one of these.
 READS_EMBEDDINGS = frozenset({HEAD_NAME})
@@ -182,6 +185,14 @@ class LoraSentiment:
         self.tagger_config = self.config.get("entity_tagger")
         self.tagger_digest = (file_digest(folder / TAGGER_WEIGHTS) if self.tagger_config
                               else None)
+        # Per-mention sentiment from the same pass (`tasks.models.entity_sentiment`): the
+        # pass keeps the token states its entity head reads, for the last sentences it ran.
+        self.entity_config = self.config.get("entity_head")
+        self.entity_digest = (file_digest(folder / ENTITY_WEIGHTS) if self.entity_config
+                              else None)
+        if self.entity_config and not self.tagger_config:
+            raise ModelError(f"{folder}: an entity_head needs the entity_tagger's pass "
+                             "(one sentence per pass)")
         base_ref = adapter_base(self.config, folder)
         self.base_revision = base_ref.revision
         self.adapter_digest = file_digest(files[2])
@@ -192,6 +203,7 @@ class LoraSentiment:
         self._encoder = self._head = self._tagger = None
         self._lock = threading.Lock()  # torch modules are not safe to call from several threads
         self.cache = RowCache()
+        self.states = RowCache(STATE_ROWS)
         if load_weights:
             self.load_weights()
 
@@ -272,6 +284,8 @@ class LoraSentiment:
         """The weights of the encoder pass: base, adapter, sentence-head and (when it has one)
         entity-tagger digests."""
         tagger = f";tagger-sha256:{self.tagger_digest}" if self.tagger_digest else ""
+        if self.entity_digest:  # the graph also returns the states this head reads
+            tagger += f";entity-head-sha256:{self.entity_digest}"
         return (f"{self.base_revision};adapter-sha256:{self.adapter_digest};"
                 f"head-sha256:{self.head_digest}{tagger}")
 
@@ -287,7 +301,7 @@ class LoraSentiment:
         a sentence seen before in this process is not run again."""
         width = len(self.labels)
         rows = np.zeros((len(sentences), width + self.dim), dtype=np.float32)
-        for i, item in enumerate(self.cache.items(sentences, self._compute)):
+        for i, item in enumerate(self.cache.items(sentences, self._run)):
             rows[i] = item[0]
         return rows[:, :width], rows[:, width:]
 
@@ -296,11 +310,29 @@ class LoraSentiment:
         range of each word and its (words, tags) tagger logits (`tasks.models.entity_tagger`)."""
         if not self.has_tagger:
             raise ModelError(f"{self.name} has no entity tagger (config.json entity_tagger)")
-        return [(item[1], item[2]) for item in self.cache.items(sentences, self._compute)]
+        return [(item[1], item[2]) for item in self.cache.items(sentences, self._run)]
+
+    def span_states(self, sentences: list[str]) -> list[tuple[np.ndarray, list]]:
+        """Per sentence, from the same pass: the token states the entity head reads
+        ((layers, tokens, hidden), float16) and each token's character range. Kept for the
+        last `STATE_ROWS` sentences run; an older one runs again (the same numbers)."""
+        if not self.entity_config:
+            raise ModelError(f"{self.name} has no entity head (config.json entity_head)")
+        return self.states.items(sentences, lambda todo: [i[3] for i in self._compute(todo)])
+
+    def _run(self, sentences: list[str]) -> list[tuple]:
+        """The pass's cached outputs; the entity head's token states go to their own,
+        smaller cache (about 50 kB a sentence)."""
+        out = []
+        for sentence, item in zip(sentences, self._compute(sentences), strict=True):
+            if item[3] is not None:
+                self.states.put(sentence, item[3])
+            out.append(item[:3])
+        return out
 
     def _compute(self, sentences: list[str]) -> list[tuple]:
-        """(logits | vector, word ranges, tagger logits) per sentence, on torch, one sentence
-        per forward pass."""
+        """(logits | vector, word ranges, tagger logits, entity-head states) per sentence, on
+        torch, one sentence per forward pass."""
         import torch
 
         out = []
@@ -311,6 +343,11 @@ class LoraSentiment:
                 mask = torch.ones_like(ids)
                 res = self._encoder(input_ids=ids, attention_mask=mask,
                                     output_hidden_states=self._tagger is not None)
+                states = None
+                if self.entity_config:
+                    states = (torch.stack([res.hidden_states[k][0] for k in
+                                           self.entity_config["features"]["span_layers"]]).numpy()
+                              .astype(np.float16), x["offsets"])
                 pooled = mean_pool(res.last_hidden_state, mask)
                 row = np.concatenate([self._head(pooled)[0].numpy(),
                                       torch.nn.functional.normalize(pooled, dim=-1)[0].numpy()])
@@ -320,7 +357,7 @@ class LoraSentiment:
                         res.hidden_states, self.tagger_config["layers"],
                         torch.from_numpy(x["words"]), torch.from_numpy(x["shapes"])))[0].numpy()
                     tags = tags[: len(x["spans"])]
-                out.append((row.astype(np.float32), x["spans"], tags))
+                out.append((row.astype(np.float32), x["spans"], tags, states))
         return out
 
     def logits(self, sentences: list[str]) -> np.ndarray:
@@ -385,7 +422,8 @@ BUILTIN_SENTIMENT: dict[str, Callable[[], SentimentModel]] = {
 BUILTIN_DIRS = {HEAD_NAME: HEAD_DIR, LORA_NAME: LORA_DIR}
 # The files behind the "<part>-sha256:<digest>" parts of a built-in's revision (`provenance`).
 REVISION_FILES = {"adapter": "adapter_model.safetensors", "head": "head.safetensors",
-                  "doc-head": DOC_HEAD_WEIGHTS, "tagger": TAGGER_WEIGHTS}
+                  "doc-head": DOC_HEAD_WEIGHTS, "tagger": TAGGER_WEIGHTS,
+                  "entity-head": ENTITY_WEIGHTS}
 
 
 def builtin_metadata(name: str, revision: str | None, dirs: dict[str, Path] = BUILTIN_DIRS,

@@ -106,6 +106,16 @@ def _initials(words: tuple[str, ...]) -> str:
     return "".join(w[0] for w in [w for w in words if w not in _ACRONYM_SKIP] or words)
 
 
+def _bracketed_alias(text: str, last: tuple[int, Span, _Entity], u: int, span: Span) -> bool:
+    """`span` is a short form in brackets right after the name before it: an acronym or a
+    ticker ("Texaco Inc (TX)", "RYKOFF-SEXTON INC (RYK)"), the same entity."""
+    unit, before, ent = last
+    return (unit == u and ent.type != MARKET_TYPE and span.type != MARKET_TYPE
+            and len(span.text) <= 6 and span.text.isupper()
+            and re.fullmatch(r"\s*\(", text[before.end:span.start]) is not None
+            and text[span.end:span.end + 1] == ")")
+
+
 def find_entities(units: list[str], finder, watch: list[tuple[str, re.Pattern[str]]]
                   ) -> list[_Entity]:
     """The distinct entities named in `units`, in order of first mention."""
@@ -122,6 +132,7 @@ def find_entities(units: list[str], finder, watch: list[tuple[str, re.Pattern[st
     entities: list[_Entity] = []
     by_key: dict[tuple[str, ...], _Entity] = {}
     by_watch: dict[str, _Entity] = {}
+    last: tuple[int, Span, _Entity] | None = None  # the name just before, for its alias
     for u, span, watch_name in found:
         if watch_name is not None:
             ent = by_watch.get(watch_name)
@@ -135,6 +146,11 @@ def find_entities(units: list[str], finder, watch: list[tuple[str, re.Pattern[st
         if not key:
             continue
         market = span.type == MARKET_TYPE
+        if last is not None and _bracketed_alias(units[u], last, u, span):
+            ent = last[2]  # "Texaco Inc (TX)", "Chicago Mercantile Exchange (CME)"
+            by_key.setdefault(key, ent)
+            ent.mentions.append((u, span.start, span.end))
+            continue
         ent = by_key.get(key) or next(
             (e for e in entities if not e.watched and (e.type == MARKET_TYPE) == market
              and (_contains(e.key, key) or _contains(key, e.key))), None)
@@ -147,6 +163,7 @@ def find_entities(units: list[str], finder, watch: list[tuple[str, re.Pattern[st
         by_key[ent.key] = ent
         ent.mentions.append((u, span.start, span.end))
         ent.types.append(span.type)
+        last = (u, span, ent)
     for ent in entities:
         ent.settle_type()
     return entities
@@ -167,17 +184,18 @@ def _label(probs: np.ndarray, band: float | None) -> int:
     return int(np.argmax(probs)) if band is None else int(label_indices(probs, band)[0])
 
 
-def entities_of(docs: list[Document], finder, model, watchlist: Watchlist = ()
-                ) -> list[Document]:
+def entities_of(docs: list[Document], finder, model, watchlist: Watchlist = (),
+                sentences: int = ENTITY_SENTENCES) -> list[Document]:
     """Set `doc.entities` for every document (module docstring): one model call for the
-    batch, each (sentence, mentions) pair run alone."""
+    batch, each (sentence, mentions) pair run alone; `sentences` after the title are read
+    (the benches vary it)."""
     watch = _watch_patterns(watchlist)
     title_weight = float(NEWS_POOLING["title_weight"])
     plans = []
     items: list[tuple[str, tuple[tuple[int, int], ...]]] = []
     for doc in docs:
         titled = bool(doc.title and doc.title.strip())
-        units = ([doc.title] if titled else []) + list(doc.sentences[:ENTITY_SENTENCES])
+        units = ([doc.title] if titled else []) + list(doc.sentences[:sentences])
         ents = find_entities(units, finder, watch)
         spans_of = {u: sorted({(a, b) for e in ents for (v, a, b) in e.mentions if v == u})
                     for u in range(len(units))}

@@ -98,9 +98,20 @@ def _decode_entities(text: str) -> str:
     return text
 
 
+# A ticker right after its company's name ("RYKOFF-SEXTON INC <RYK>", "Texaco Inc <TX>"):
+# kept apart from the name, in parentheses, so the name does not end in it.
+_TICKER = re.compile(r"[A-Z][A-Z0-9.]{0,5}")
+_NAME_BEFORE = re.compile(r"[A-Z][\w.&'-]*[ ]$")
+
+
 def _unbracket(m: re.Match[str]) -> str:
-    """The name inside a non-tag bracket, unless it spans a paragraph break."""
-    return m.group() if "\n\n" in m.group(1) else " ".join(m.group(1).split())
+    """The name inside a non-tag bracket, unless it spans a paragraph break; a ticker after
+    a name stays bracketed, in parentheses."""
+    if "\n\n" in m.group(1):
+        return m.group()
+    if _TICKER.fullmatch(m.group(1)) and _NAME_BEFORE.search(m.string, 0, m.start()):
+        return f"({m.group(1)})"
+    return " ".join(m.group(1).split())
 
 
 def _markup_tags(text: str) -> list[re.Match[str]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,4 +114,38 @@ def entity_data(train_dir: Path, limit: int | None) -> tuple[dict[str, list[Ment
              "rows": {k: len(v) for k, v in sets.items()}}
     return sets, notes
 
+
+def contrast_pairs(mentions: list[Mention], n: int, seed: int, opposite: float = 1.0
+                   ) -> list[Mention]:
+    """`n` sentences joined from two training headlines that name one entity each ("A gains
+    as B slides"): two mentions whose labels come from their own headline, so the other
+    clause's tone must not decide them. A share `opposite` of the pairs has one good and one
+    bad news; the rest draws both labels at random (same, neutral, or opposite again), so the
+    joined form itself does not teach "the two differ"."""
+    by_text: dict[str, list[Mention]] = {}
+    for m in mentions:
+        by_text.setdefault(m.text, []).append(m)
+    single = [ms[0] for ms in by_text.values() if len(ms) == 1]
+    by_label = {k: [m for m in single if m.label == k] for k in (0, 1, 2)}
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        if rng.random() < opposite:
+            a, b = rng.choice(by_label[2]), rng.choice(by_label[0])
+        else:
+            a, b = (rng.choice(by_label[rng.choice((0, 1, 2))]) for _ in range(2))
+            if a.text == b.text:
+                continue
+        if rng.random() < 0.5:
+            a, b = b, a
+        first = a.text.strip().rstrip(".")
+        joint = rng.choice((" as ", " while ", "; ", ", ", " but "))
+        second = b.text.strip()
+        second = second[0].lower() + second[1:] if joint in (" as ", " while ", " but ") \
+            and second[:1].isupper() and not second[:2].isupper() and b.start > 0 else second
+        text = first + joint + second
+        shift = len(first) + len(joint) - (len(b.text) - len(b.text.lstrip()))
+        out.append(Mention(text, a.start, a.end, a.label, "contrast"))
+        out.append(Mention(text, b.start + shift, b.end + shift, b.label, "contrast"))
+    return out
 

@@ -39,20 +39,33 @@ import numpy as np
 from tasks.models.document_head import FEATURES, WEIGHTS, build_module, document_features
 from tasks.models.document_head import feature_dim as doc_feature_dim
 from tasks.models.encoder_pass import load_base_encoder, mean_pool
+from tasks.models.entity_sentiment import (
+    ENTITY_WEIGHTS,
+    build_entity_head,
+    entity_features,
+    span_matrix,
+    token_spans,
+)
 from tasks.models.lead import LEAD_SENTENCES
 from tasks.models.registry import adapter_base
 from tasks.models.sentiment import LORA_DIR
 from tasks.models.sentiment_base import document_units
 from tasks.record import SENTIMENT_LABELS, Document
 from tasks.training import news_docs
-from tasks.training.news_docs import SHARED, doc_metrics, fit_band, news_documents
+from tasks.training.entity_data import Mention, contrast_pairs, entity_data
+from tasks.training.news_docs import SHARED, doc_metrics, fit_band, macro_f1, news_documents
 from tasks.training.train_sentiment import _seed_everything, _training_rows
 
 POLAR = [SENTIMENT_LABELS.index("negative"), SENTIMENT_LABELS.index("positive")]
 DEFAULTS: dict[str, Any] = {"epochs": 3, "doc_batch": 8, "sentence_batch": 32, "lr": 3e-4,
                             "head_lr": 1e-3, "doc_head_lr": 1e-3, "weight_decay": 0.01,
                             "doc_weight": 1.0, "hidden": 64, "seed": 17, "sst2_rows": 20000,
-                            "fpb_repeat": 3, "title_copies": 0}
+                            "fpb_repeat": 3, "title_copies": 0, "entity_weight": 2.0,
+                            "entity_batch": 32, "entity_hidden": 256, "contrast": 2000,
+                            "contrast_opposite": 0.5}
+# The entity head's features (`tasks.models.entity_sentiment.entity_features`): the mention's
+# token states in these layers of the pass, and the sentence's mean state in the last.
+SPAN_LAYERS = (-2, -1)
 
 
 class Units:
@@ -68,9 +81,9 @@ class Units:
 
 
 class NewsModel:
-    """The adapted encoder, sentence head and document head, for training."""
+    """The adapted encoder, sentence head, document head and entity head, for training."""
 
-    def __init__(self, folder: Path, hidden: int):
+    def __init__(self, folder: Path, hidden: int, entity_hidden: int = 0):
         import torch
         from peft import PeftModel
         from safetensors.torch import load_file
@@ -91,6 +104,39 @@ class NewsModel:
         self.temperature = float(self.config["temperature"])
         self.units = Units(self.tokenizer, int(self.config["max_length"]))
         self.mean = self.scale = None  # feature standardisation, set from the start weights
+        self.entity_config = {
+            "features": {"span_layers": list(SPAN_LAYERS), "sentence_mean": True,
+                         "describe": "mean of the mention's token states in layers 5 and 6, "
+                                     "and the mean of all the sentence's token states in "
+                                     "layer 6"},
+            "head": {"input_dim": dim * (len(SPAN_LAYERS) + 1), "hidden": entity_hidden,
+                     "activation": "gelu"}}
+        self.entity_head = None
+        if entity_hidden:
+            self.entity_head = build_entity_head(self.entity_config)
+            self.entity_head[2].p = 0.1  # dropout while training; the served head has p = 0
+
+    def mention_spans(self, mentions: list[Mention]) -> list[tuple[int, int]]:
+        """Each mention's token range in its sentence alone, as serving finds it."""
+        enc = self.tokenizer([m.text for m in mentions], truncation=True,
+                             max_length=self.units.max_length, return_offsets_mapping=True)
+        return [token_spans(offsets, ((m.start, m.end),))[0]
+                for offsets, m in zip(enc["offset_mapping"], mentions, strict=True)]
+
+    def entity_logits(self, mentions: list[Mention], spans: list[tuple[int, int]]):
+        """Entity-head logits, one mention per sentence: one padded pass, then each row's
+        features by the serving function over its own (unpadded) tokens."""
+        import torch
+
+        ids, mask = self.units.tensors([m.text for m in mentions])
+        res = self.encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        rows = []
+        for i, (a, b) in enumerate(spans):
+            n = int(mask[i].sum())
+            weights = torch.from_numpy(span_matrix([(a, b)], n))
+            rows.append(entity_features([res.hidden_states[k][i, :n] for k in SPAN_LAYERS],
+                                        weights))
+        return self.entity_head(torch.cat(rows))
 
     def pass_(self, texts: list[str]):
         """(logits, calibrated probs, L2-normalised vectors) of `texts`, one padded batch."""
@@ -137,6 +183,20 @@ class NewsModel:
         x = torch.stack(rows)
         self.mean, self.scale = x.mean(dim=0), x.std(dim=0) + 1e-6
 
+    def eval_entities(self, mentions: list[Mention], spans: list[tuple[int, int]]
+                      ) -> np.ndarray:
+        """(n, 3) entity-head logits, in eval mode."""
+        import torch
+
+        self.encoder.eval()
+        self.entity_head.eval()
+        with torch.no_grad():
+            out = [self.entity_logits(mentions[k:k + 64], spans[k:k + 64]).numpy()
+                   for k in range(0, len(mentions), 64)]
+        self.encoder.train()
+        self.entity_head.train()
+        return np.concatenate(out) if out else np.zeros((0, len(SENTIMENT_LABELS)))
+
     def eval_docs(self, units: list[tuple[list[str], bool]]) -> np.ndarray:
         import torch
 
@@ -161,7 +221,12 @@ def train(hp: dict[str, Any], out: Path, progress: bool = True,
 
     _seed_everything(hp["seed"])
     rng = np.random.default_rng(hp["seed"])
-    model = NewsModel(start, hp["hidden"])
+    entities = hp["entity_weight"] > 0
+    model = NewsModel(start, hp["hidden"], hp["entity_hidden"] if entities else 0)
+    ent_train, ent_val = _entity_sets(hp) if entities else ([], {})
+    ent_spans = model.mention_spans(ent_train) if entities else []
+    val_spans = {k: model.mention_spans(v) for k, v in ent_val.items()}
+    ent_order = rng.permutation(len(ent_train))
     train_items = news_docs.labelled_items("train")
     dev_items = news_docs.labelled_items("dev")
     train_units, dev_units = _doc_units(train_items), _doc_units(dev_items)
@@ -182,6 +247,8 @@ def train(hp: dict[str, Any], out: Path, progress: bool = True,
         {"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": hp["lr"]},
         {"params": list(model.head.parameters()), "lr": hp["head_lr"]},
         {"params": list(model.doc_head.parameters()), "lr": hp["doc_head_lr"]}]
+    if entities:
+        params.append({"params": list(model.entity_head.parameters()), "lr": hp["head_lr"]})
     optimizer = torch.optim.AdamW(params, weight_decay=hp["weight_decay"])
     per_epoch = (len(train_units) + hp["doc_batch"] - 1) // hp["doc_batch"]
     steps = per_epoch * hp["epochs"]
@@ -191,7 +258,7 @@ def train(hp: dict[str, Any], out: Path, progress: bool = True,
         max(0.0, (steps - s) / max(1, steps - warmup)))
     sentence_order = rng.permutation(len(sentence_rows))
     ce = torch.nn.functional.cross_entropy
-    history, best, step, cursor = [], None, 0, 0
+    history, best, step, cursor, ent_cursor = [], None, 0, 0, 0
     started = time.perf_counter()
     bar = tqdm(total=steps, disable=not progress, desc="news sentiment", unit="step")
     model.encoder.train()
@@ -219,6 +286,14 @@ def train(hp: dict[str, Any], out: Path, progress: bool = True,
             loss = loss / len(rows)
             doc_loss = ce(model.doc_logits([train_units[i] for i in batch]), y_docs[batch])
             loss = loss + hp["doc_weight"] * doc_loss
+            if entities:  # mentions, each in its own sentence, through the entity head
+                pick = [ent_order[(ent_cursor + j) % len(ent_train)]
+                        for j in range(hp["entity_batch"])]
+                ent_cursor = (ent_cursor + hp["entity_batch"]) % len(ent_train)
+                z = model.entity_logits([ent_train[i] for i in pick],
+                                        [ent_spans[i] for i in pick])
+                y_ent = torch.tensor([ent_train[i].label for i in pick])
+                loss = loss + hp["entity_weight"] * ce(z, y_ent)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -228,14 +303,31 @@ def train(hp: dict[str, Any], out: Path, progress: bool = True,
             bar.set_postfix(loss=f"{loss.item():.3f}", doc=f"{doc_loss.item():.3f}")
         p_dev = model.eval_docs(dev_units)
         metrics = doc_metrics(p_dev, y_dev, dev_items, None)
+        for name, mentions in ent_val.items():
+            pred = model.eval_entities(mentions, val_spans[name]).argmax(axis=1)
+            metrics[f"{name}_macro_f1"] = macro_f1(pred, np.array([m.label for m in mentions]))
+        # Kept by the document dev macro-F1, plus the entity validation macro-F1 when trained.
+        metrics["choice"] = metrics["macro_f1"] + (np.mean(
+            [metrics[f"{n}_macro_f1"] for n in ent_val]) if ent_val else 0.0)
         history.append({"epoch": epoch + 1, "step": step, **metrics,
                         "seconds": round(time.perf_counter() - started)})
         print(json.dumps(history[-1]), flush=True)
-        if best is None or metrics["macro_f1"] > best["macro_f1"]:
+        if best is None or metrics["choice"] > best["choice"]:
             best = history[-1]
             _save(model, out, hp, history, start)
     bar.close()
     return {"best": best, "history": history}
+
+
+def _entity_sets(hp: dict[str, Any]) -> tuple[list[Mention], dict[str, list[Mention]]]:
+    """Training mentions (NewsMTSC and SEntFiN training rows, and `contrast` sentences joined
+    from two SEntFiN headlines), and the validation slices the epoch is chosen on."""
+    sets, _ = entity_data(SHARED / "train", None)
+    train = sets["newsmtsc_train"] + sets["sentfin_train"]
+    if hp["contrast"]:
+        train += contrast_pairs(sets["sentfin_train"], hp["contrast"], hp["seed"],
+                                hp["contrast_opposite"])
+    return train, {"newsmtsc_val": sets["newsmtsc_val"], "sentfin_val": sets["sentfin_val"]}
 
 
 def _save(model: NewsModel, out: Path, hp: dict[str, Any], history: list[dict],
@@ -259,13 +351,18 @@ def _save(model: NewsModel, out: Path, hp: dict[str, Any], history: list[dict],
               metadata={"format": "pt", "labels": ",".join(SENTIMENT_LABELS)})
     save_file({k: v.detach().contiguous() for k, v in model.doc_head.state_dict().items()},
               str(out / WEIGHTS))
+    if model.entity_head is not None:
+        save_file({k: v.detach().contiguous() for k, v in model.entity_head.state_dict().items()},
+                  str(out / ENTITY_WEIGHTS))
     with torch.no_grad():
         entry = {"features": FEATURES, "architecture": model.arch,
                  "standardize": {"mean": model.mean.double().tolist(),
                                  "scale": model.scale.double().tolist()}}
-    (out / "training.json").write_text(json.dumps({"hyperparameters": hp, "history": history,
-                                                   "start": str(start),
-                                                   "document_head": entry}, indent=2))
+    record = {"hyperparameters": hp, "history": history, "start": str(start),
+              "document_head": entry}
+    if model.entity_head is not None:
+        record["entity_head"] = model.entity_config
+    (out / "training.json").write_text(json.dumps(record, indent=2))
 
 
 def package(trained: Path, into: Path) -> dict[str, Any]:
@@ -277,10 +374,12 @@ def package(trained: Path, into: Path) -> dict[str, Any]:
     record = json.loads((trained / "training.json").read_text())
     for name in ("adapter_model.safetensors", "head.safetensors", WEIGHTS):
         shutil.copy(trained / name, into / name)
+    if "entity_head" in record:
+        shutil.copy(trained / ENTITY_WEIGHTS, into / ENTITY_WEIGHTS)
     config_path = into / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config.setdefault("sentence_neutral_band", config.get("neutral_band"))
-    best = max(record["history"], key=lambda h: h["macro_f1"])
+    best = max(record["history"], key=lambda h: h.get("choice", h["macro_f1"]))
     config["document_head"] = {**record["document_head"], "neutral_band": None,
                                "training": {"hyperparameters": record["hyperparameters"],
                                             "epoch_kept": best["epoch"],
@@ -290,8 +389,15 @@ def package(trained: Path, into: Path) -> dict[str, Any]:
                                                        f"{record.get('start', LORA_DIR)} "
                                                        f"--out {trained} (hyperparameters "
                                                        f"above), then --package {trained}"}}
+    if "entity_head" in record:
+        config["entity_head"] = {**record["entity_head"], "temperature": 1.0,
+                                 "neutral_band": None}
+    else:
+        config.pop("entity_head", None)
     atomic_write_bytes(config_path, (json.dumps(config, indent=2) + "\n").encode("utf-8"))
     model = _lora_class()(into, "minilm-lora")
+    if "entity_head" in record:
+        config["entity_head"] |= fit_entity_head(model, record["hyperparameters"])
     dev_items = news_docs.labelled_items("dev")
     docs = model.score(news_documents(dev_items))
     probs = np.array([d.sentiment_probs for d in docs])
@@ -320,6 +426,35 @@ def package(trained: Path, into: Path) -> dict[str, Any]:
                    + "; ".join(news_docs.LICENCES.values())}
     atomic_write_bytes(config_path, (json.dumps(config, indent=2) + "\n").encode("utf-8"))
     return {"band": band, "single_unit_band": single_band, "dev": dev}
+
+
+def fit_entity_head(model, hp: dict[str, Any]) -> dict[str, Any]:
+    """The entity head's temperature, fitted on the validation mentions with the int8 graph
+    as runs use it, its label rule, data and validation figures (config.json `entity_head`)."""
+    from tasks.models.entity_sentiment import PassEntitySentiment
+    from tasks.training.entity_data import HELDOUT_RULE, LICENCES, VAL_RULE
+    from tasks.training.train_sentiment import fit_temperature
+
+    _, val = _entity_sets(hp)
+    head = PassEntitySentiment(model)
+    sets = {}
+    for name, mentions in val.items():
+        z = np.concatenate(head.logits([(m.text, ((m.start, m.end),)) for m in mentions]))
+        sets[name] = (z, np.array([m.label for m in mentions]))
+    temperature = fit_temperature(list(sets.values()), np.zeros((0, 3)), np.zeros(0))
+    return {
+        "temperature": round(temperature, 6),
+        "label_rule": "arg-max of the pooled probabilities (softmax of logits / temperature); "
+                      "an entity's mentions: the mean of its title mentions counts "
+                      "title_weight, the mean of its lead mentions the rest",
+        "data": {"mentions": "NewsMTSC train (Hamborg & Donnay, EACL 2021) and SEntFiN 1.0 "
+                             "entities (Sinha et al., 2022), with sentences joined from two "
+                             f"SEntFiN headlines ({hp['contrast']}, contrast_pairs)",
+                 "licences": list(LICENCES.values()), "validation": VAL_RULE,
+                 "held_out": HELDOUT_RULE},
+        "validation_int8": {name: {"rows": len(y), "macro_f1": round(macro_f1(
+            z.argmax(axis=1), y), 4), "accuracy": round(float(
+                (z.argmax(axis=1) == y).mean()), 4)} for name, (z, y) in sets.items()}}
 
 
 def fit_single_unit_band(model) -> float:
