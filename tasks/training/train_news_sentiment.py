@@ -52,7 +52,7 @@ from tasks.models.sentiment import LORA_DIR
 from tasks.models.sentiment_base import document_units
 from tasks.record import SENTIMENT_LABELS, Document
 from tasks.training import news_docs
-from tasks.training.entity_data import Mention, contrast_pairs, entity_data
+from tasks.training.entity_data import LICENCES, Mention, contrast_pairs, entity_data
 from tasks.training.news_docs import SHARED, doc_metrics, fit_band, macro_f1, news_documents
 from tasks.training.train_sentiment import _seed_everything, _training_rows
 
@@ -398,6 +398,11 @@ def package(trained: Path, into: Path) -> dict[str, Any]:
     model = _lora_class()(into, "minilm-lora")
     if "entity_head" in record:
         config["entity_head"] |= fit_entity_head(model, record["hyperparameters"])
+        config["data"]["newsmtsc"] = {
+            "path": "../shared/train/newsmtsc_train.jsonl", "used_for": "the entity head",
+            "validation_rule": "text_bucket(text) % 10 == 5 -> validation",
+            "dev": "newsmtsc_dev_rw.jsonl, newsmtsc_dev_mt.jsonl (evaluated only)",
+            "licence": LICENCES["newsmtsc"]}
     dev_items = news_docs.labelled_items("dev")
     docs = model.score(news_documents(dev_items))
     probs = np.array([d.sentiment_probs for d in docs])
@@ -432,7 +437,7 @@ def fit_entity_head(model, hp: dict[str, Any]) -> dict[str, Any]:
     """The entity head's temperature, fitted on the validation mentions with the int8 graph
     as runs use it, its label rule, data and validation figures (config.json `entity_head`)."""
     from tasks.models.entity_sentiment import PassEntitySentiment
-    from tasks.training.entity_data import HELDOUT_RULE, LICENCES, VAL_RULE
+    from tasks.training.entity_data import HELDOUT_RULE, VAL_RULE
     from tasks.training.train_sentiment import fit_temperature
 
     _, val = _entity_sets(hp)
@@ -449,9 +454,9 @@ def fit_entity_head(model, hp: dict[str, Any]) -> dict[str, Any]:
                       "title_weight, the mean of its lead mentions the rest",
         "data": {"mentions": "NewsMTSC train (Hamborg & Donnay, EACL 2021) and SEntFiN 1.0 "
                              "entities (Sinha et al., 2022), with sentences joined from two "
-                             f"SEntFiN headlines ({hp['contrast']}, contrast_pairs)",
-                 "licences": list(LICENCES.values()), "validation": VAL_RULE,
-                 "held_out": HELDOUT_RULE},
+                             f"SEntFiN headlines ({hp['contrast']}, contrast_pairs); their "
+                             "licences: data.newsmtsc, data.sentfin",
+                 "validation": VAL_RULE, "held_out": HELDOUT_RULE},
         "validation_int8": {name: {"rows": len(y), "macro_f1": round(macro_f1(
             z.argmax(axis=1), y), 4), "accuracy": round(float(
                 (z.argmax(axis=1) == y).mean()), 4)} for name, (z, y) in sets.items()}}
