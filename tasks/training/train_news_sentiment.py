@@ -454,8 +454,8 @@ def fit_entity_head(model, hp: dict[str, Any]) -> dict[str, Any]:
                       "title_weight, the mean of its lead mentions the rest",
         "data": {"mentions": "NewsMTSC train (Hamborg & Donnay, EACL 2021) and SEntFiN 1.0 "
                              "entities (Sinha et al., 2022), with sentences joined from two "
-                             f"SEntFiN headlines ({hp['contrast']}, contrast_pairs); their "
-                             "licences: data.newsmtsc, data.sentfin",
+                             f"SEntFiN headlines ({hp['contrast']}, contrast_pairs)",
+                 "sets": ["newsmtsc", "sentfin"],  # their entries (and licences) in `data`
                  "validation": VAL_RULE, "held_out": HELDOUT_RULE},
         "validation_int8": {name: {"rows": len(y), "macro_f1": round(macro_f1(
             z.argmax(axis=1), y), 4), "accuracy": round(float(
