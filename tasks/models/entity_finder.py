@@ -156,7 +156,7 @@ def _peoples(text: str, words: list[tuple[int, int]],
     """One name across "People's", a possessive inside names ("Donetsk People's Republic",
     "People's Bank of China", "People's Party"), where CoNLL's tagging (which leaves "'s"
     out of names) splits or drops it: from the name just before "People" (or "People"
-    itself) to the name or capitalised words after "'s"."""
+    itself) to the name or capitalised words after "'s", and a name after "of" there."""
     def word(i: int) -> str:
         return text[words[i][0]:words[i][1]]
 
@@ -172,6 +172,10 @@ def _peoples(text: str, words: list[tuple[int, int]],
         end = right[1] if right else i + 4
         while not right and end < n and word(end)[:1].isupper() and word(end).isalpha():
             end += 1  # "People's Liberation Army": the words the tagger left out
+        after = next((f for f in found if end + 1 < n and word(end) == "of"
+                      and f[0] == end + 1), None)
+        if after is not None:  # "People's Bank of China": the place is part of the name
+            end = after[1]
         kind = right[2] if right else left[2] if left else TYPE_NAMES["ORG"]
         start = left[0] if left else i
         found = [f for f in found if f[1] <= start or f[0] >= end] + [(start, end, kind)]

@@ -12,10 +12,16 @@ adapter keeps training, with two objectives on one pass:
   (title and lead, cleaned and split by the pipeline's clean step) through the encoder, their
   probabilities and vectors into `document_features`, then the document head; with
   `title_copies`, each titled document's headline alone is also a training document with
-  the same label (a headline states the news; a neutral body must not hide it).
+  the same label (a headline states the news; a neutral body must not hide it);
+- with `--entity-weight` above 0, per-mention labels (NewsMTSC, SEntFiN entities and
+  `contrast_pairs`) through an entity head on the same pass (`tasks.models.entity_sentiment`,
+  its serving features), `entity_batch` mentions a step. `--refit-entity-head F` then refits
+  that head alone on the trained encoder. The shipped adapter was trained without it
+  (bench/RESULTS.md has the figures of a run with it).
 
 The sentence head's temperature stays the shipped one (the features read calibrated
-probabilities). The epoch with the best dev macro-F1 is kept; the test split is only
+probabilities). The epoch with the best dev macro-F1 (plus the entity validation
+macro-F1, when an entity head trains) is kept; the test split is only
 reported, by `bench.sentiment_eval`. Then `--package` measures the int8 graph as runs use it
 on dev, fits the neutral band there and writes the metadata.
 
@@ -60,7 +66,7 @@ POLAR = [SENTIMENT_LABELS.index("negative"), SENTIMENT_LABELS.index("positive")]
 DEFAULTS: dict[str, Any] = {"epochs": 3, "doc_batch": 8, "sentence_batch": 32, "lr": 3e-4,
                             "head_lr": 1e-3, "doc_head_lr": 1e-3, "weight_decay": 0.01,
                             "doc_weight": 1.0, "hidden": 64, "seed": 17, "sst2_rows": 20000,
-                            "fpb_repeat": 3, "title_copies": 0, "entity_weight": 2.0,
+                            "fpb_repeat": 3, "title_copies": 0, "entity_weight": 0.0,
                             "entity_batch": 32, "entity_hidden": 256, "contrast": 2000,
                             "contrast_opposite": 0.5}
 # The entity head's features (`tasks.models.entity_sentiment.entity_features`): the mention's
