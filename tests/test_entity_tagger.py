@@ -198,6 +198,9 @@ def test_a_ticker_after_a_company_is_the_same_entity(finder):
     assert names.get("RYKOFF-SEXTON INC") == ("organization", 2), names
     assert names.get("Texaco Inc", ("", 0))[1] == 3, names
     assert not {"RYK", "TX", "RYKOFF-SEXTON INC RYK"} & set(names)
+    # the ticker found and its company not: the capitalised words before it are the name
+    names = _names(finder, ["MILLIPORE (MILI) ACQUIRES EQUITY IN PROTEIN"])
+    assert names.get("MILLIPORE", ("", 0))[1] == 2 and "MILI" not in names, names
 
 
 def test_peoples_is_inside_one_name(finder):

@@ -129,6 +129,7 @@ def _spans(text: str, words: list[tuple[int, int]], logits) -> tuple[Span, ...]:
         if b > a and (has_capitals <= _has_capital(text[words[a][0]:words[b - 1][1]])):
             found.append((a, b, TYPE_NAMES[kind]))
     found = _peoples(text, words, found)
+    found = _named_before_ticker(text, words, found)
     taken = {i for a, b, _ in found for i in range(a, b)}
     for i, (a, b) in enumerate(words):
         if i not in taken and text[a:b].casefold() in MARKET_TERMS:
@@ -180,6 +181,35 @@ def _peoples(text: str, words: list[tuple[int, int]],
         start = left[0] if left else i
         found = [f for f in found if f[1] <= start or f[0] >= end] + [(start, end, kind)]
     return found
+
+
+_SMALL_WORDS = frozenset(["a", "an", "and", "at", "by", "for", "from", "in", "of", "on", "or",
+                          "the", "to"])
+
+
+def _named_before_ticker(text: str, words: list[tuple[int, int]],
+                         found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """A ticker in brackets names the capitalised words just before it ("MILLIPORE (MILI)
+    ACQUIRES ...", as the clean step writes Reuters' "<MILI>"): where the tagger found the
+    ticker but not the company, those words (up to four, not small words) are the company's
+    name, of the ticker's type; the entities step then joins the ticker to it."""
+    def word(i: int) -> str:
+        return text[words[i][0]:words[i][1]]
+
+    taken = {i for a, b, _ in found for i in range(a, b)}
+    out = list(found)
+    for a, b, kind in found:
+        if not (b == a + 1 and a >= 2 and b < len(words) and word(a - 1) == "("
+                and word(b) == ")" and len(word(a)) <= 6 and word(a).isupper()):
+            continue
+        start = a - 1
+        while (start > 0 and a - 1 - start < 4 and start - 1 not in taken
+               and word(start - 1)[:1].isupper()
+               and word(start - 1).casefold() not in _SMALL_WORDS):
+            start -= 1
+        if start < a - 1:
+            out.append((start, a - 1, kind))
+    return out
 
 
 _OPENERS = frozenset("<([{")
