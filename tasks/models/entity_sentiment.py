@@ -76,7 +76,34 @@ def span_matrix(token_ranges: list[tuple[int, int]], width: int) -> np.ndarray:
     return m
 
 
-class EntitySentiment:
+class MentionScorer:
+    """What both entity models share: per-item logits cached by text and spans, and their
+    calibrated probabilities. A subclass sets `cache` and `temperature` and computes the
+    (k, 3) logits of uncached items in `_compute`."""
+
+    cache: RowCache
+    temperature: float
+
+    def _compute(self, items: list[tuple[str, Mentions]]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def logits(self, items: Sequence[tuple[str, Mentions]]) -> list[np.ndarray]:
+        """(k, 3) raw logits per (text, spans) item, each text run alone; cached."""
+        keyed = {item_key(t, s): (t, s) for t, s in items}
+        return self.cache.items([item_key(t, s) for t, s in items],
+                                lambda keys: self._compute([keyed[k] for k in keys]))
+
+    def probs(self, items: Sequence[tuple[str, Mentions]]) -> list[np.ndarray]:
+        """(k, 3) calibrated probabilities (softmax of logits / temperature) per item."""
+        out = []
+        for z in self.logits(items):
+            z = z.astype(np.float64) / self.temperature
+            z = np.exp(z - z.max(axis=1, keepdims=True))
+            out.append((z / z.sum(axis=1, keepdims=True)).astype(np.float32))
+        return out
+
+
+class EntitySentiment(MentionScorer):
     """The per-mention model (module docstring), on torch; `tasks.models.onnx_backend` has
     the ONNX form."""
 
@@ -150,12 +177,6 @@ class EntitySentiment:
         ids = list(enc["input_ids"])
         return ids, span_matrix(token_spans(enc["offset_mapping"], spans), len(ids))
 
-    def logits(self, items: Sequence[tuple[str, Mentions]]) -> list[np.ndarray]:
-        """(k, 3) raw logits per (text, spans) item, each item run alone; cached."""
-        keyed = {item_key(t, s): (t, s) for t, s in items}
-        return self.cache.items([item_key(t, s) for t, s in items],
-                                lambda keys: self._compute([keyed[k] for k in keys]))
-
     def _compute(self, items: list[tuple[str, Mentions]]) -> list[np.ndarray]:
         import torch
 
@@ -169,15 +190,6 @@ class EntitySentiment:
                 out.append(self._head(entity_features(
                     [res.hidden_states[k][0] for k in self.span_layers],
                     torch.from_numpy(weights))).numpy())
-        return out
-
-    def probs(self, items: Sequence[tuple[str, Mentions]]) -> list[np.ndarray]:
-        """(k, 3) calibrated probabilities (softmax of logits / temperature) per item."""
-        out = []
-        for z in self.logits(items):
-            z = z.astype(np.float64) / self.temperature
-            z = np.exp(z - z.max(axis=1, keepdims=True))
-            out.append((z / z.sum(axis=1, keepdims=True)).astype(np.float32))
         return out
 
 
@@ -196,7 +208,7 @@ def entity_features(layers: list[Any], weights: Any) -> Any:
     return torch.cat(parts, dim=-1)
 
 
-class PassEntitySentiment:
+class PassEntitySentiment(MentionScorer):
     """Per-mention sentiment read from the shared pass: `minilm-lora`'s entity head
     (`tasks.training.train_news_sentiment`) over the token states the pass already made for
     the sentence's other heads, so naming an entity costs no second encoder pass. Same
@@ -233,12 +245,6 @@ class PassEntitySentiment:
         return {"name": self.name, "revision": self.revision,
                 "params": json.dumps(params, sort_keys=True)}
 
-    def logits(self, items: Sequence[tuple[str, Mentions]]) -> list[np.ndarray]:
-        """(k, 3) raw logits per (text, spans) item; the text's states from the pass."""
-        keyed = {item_key(t, s): (t, s) for t, s in items}
-        return self.cache.items([item_key(t, s) for t, s in items],
-                                lambda keys: self._compute([keyed[k] for k in keys]))
-
     def _compute(self, items: list[tuple[str, Mentions]]) -> list[np.ndarray]:
         torch = self._torch
         states = self.pass_model.span_states([t for t, _ in items])
@@ -249,13 +255,4 @@ class PassEntitySentiment:
                 x = torch.from_numpy(layers.astype(np.float32))
                 out.append(self.head(entity_features(list(x), torch.from_numpy(weights)))
                            .numpy())
-        return out
-
-    def probs(self, items: Sequence[tuple[str, Mentions]]) -> list[np.ndarray]:
-        """(k, 3) calibrated probabilities (softmax of logits / temperature) per item."""
-        out = []
-        for z in self.logits(items):
-            z = z.astype(np.float64) / self.temperature
-            z = np.exp(z - z.max(axis=1, keepdims=True))
-            out.append((z / z.sum(axis=1, keepdims=True)).astype(np.float32))
         return out
