@@ -116,6 +116,11 @@ def _has_capital(text: str) -> bool:
     return any(c.isupper() for c in text)
 
 
+def _acronym(word: str) -> bool:
+    """Two to five capital letters ("GOP", "NATO"): people are not written so."""
+    return 2 <= len(word) <= 5 and word.isalpha() and word.isupper()
+
+
 def _spans(text: str, words: list[tuple[int, int]], logits) -> tuple[Span, ...]:
     """The tagger's names, trimmed; a name has a capital where the text has any ("cts",
     "gmt" are not names); then market words, joined to a place before a currency."""
@@ -127,6 +132,9 @@ def _spans(text: str, words: list[tuple[int, int]], logits) -> tuple[Span, ...]:
                and text[words[a][0]:words[a][1]].casefold() in HONORIFICS):
             a += 1
         if b > a and (has_capitals <= _has_capital(text[words[a][0]:words[b - 1][1]])):
+            if kind == "PER" and b - a == 1 and _acronym(text[words[a][0]:words[a][1]]) \
+                    and any(c.islower() for c in text):
+                kind = "ORG"  # "GOP", "NRA": an acronym in a mixed-case text is no person
             found.append((a, b, TYPE_NAMES[kind]))
     found = _peoples(text, words, found)
     found = _named_before_ticker(text, words, found)
