@@ -223,6 +223,12 @@ def test_an_acronym_is_not_a_person_unless_the_text_is_in_capitals(finder):
     assert {s.text: s.type for s in _spans(caps, words, forced)}["GOP"] == "person"
 
 
+def test_a_regnal_number_is_part_of_the_name(finder):
+    names = {s.text: s.type for s in finder.find(
+        "Buckingham Palace says Queen Elizabeth II has sprained her back.")}
+    assert names.get("Elizabeth II") == "person" and "Elizabeth" not in names, names
+
+
 def test_peoples_is_inside_one_name(finder):
     """CoNLL leaves "'s" out of names, so the tagger splits "Donetsk People's Republic"
     (the README's own example once showed it as "Donetsk" and "Republic"): one name."""

@@ -40,6 +40,8 @@ won lira rand krona krone ringgit baht""".split())  # noqa: SIM905
 HONORIFICS = frozenset("""mr mr. mrs mrs. ms ms. miss dr dr. sir lord lady dame prof prof.
 rev rev. rep rep. sen sen. gov gov. president prime minister chancellor judge""".split())  # noqa: SIM905
 
+# Regnal numbers after a person's name ("V" and "X" left out: "Wales v England", "Malcolm X").
+REGNAL = frozenset("II III IV VI VII VIII IX XI XII XIII XIV XV XVI".split())  # noqa: SIM905
 
 OVERLAP_WORDS = 8  # a window past a text's first pass re-reads this many words before it
 
@@ -131,6 +133,9 @@ def _spans(text: str, words: list[tuple[int, int]], logits) -> tuple[Span, ...]:
         while (kind == "PER" and b - a > 1
                and text[words[a][0]:words[a][1]].casefold() in HONORIFICS):
             a += 1
+        if kind == "PER" and b < len(words) and text[words[b][0]:words[b][1]] in REGNAL \
+                and text[words[b - 1][1]:words[b][0]].isspace():
+            b += 1  # "Elizabeth II", "John Paul II": the number is part of the name
         if b > a and (has_capitals <= _has_capital(text[words[a][0]:words[b - 1][1]])):
             if kind == "PER" and b - a == 1 and _acronym(text[words[a][0]:words[a][1]]) \
                     and any(c.islower() for c in text):
