@@ -3,7 +3,8 @@ the sentence's own pass already made for the other heads, so scoring a name runs
 encoder pass, and training computes the very features serving does.
 
 The head here is built by the test (random weights, fixed seed) into a copy of the shipped
-model folder, so these tests hold whatever head the shipped model carries.
+model folder, so these tests hold whatever head the shipped model carries: each test runs on
+both kinds, the MLP over pooled states and the mention layer (`tasks.models.mention_layer`).
 """
 
 from __future__ import annotations
@@ -24,24 +25,31 @@ ITEMS = [("Tesco gains as Sainsbury slides.", ((0, 5), (15, 24))),
          ("Shares of Rolls-Royce fell 3 pct after the profit warning.", ((10, 21),))]
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
+@pytest.fixture(scope="module", params=["mlp", "mention_layer"])
+def folder(request, tmp_path_factory):
     """The shipped model folder with a random entity head of the served shape."""
     import torch
     from safetensors.torch import save_file
 
     from tasks.models.entity_sentiment import build_entity_head
+    from tasks.training.train_entity_head import head_config
 
     out = tmp_path_factory.mktemp("model") / "sentiment-lora"
     shutil.copytree(LORA_DIR, out)
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    config["entity_head"] = {"features": {"span_layers": [-2, -1], "sentence_mean": True},
-                             "head": {"input_dim": 3 * 384, "hidden": 32,
-                                      "activation": "gelu"},
-                             "temperature": 1.3, "neutral_band": None}
+    if request.param == "mlp":
+        entry = {"features": {"span_layers": [-2, -1], "sentence_mean": True},
+                 "head": {"input_dim": 3 * 384, "hidden": 32, "activation": "gelu"}}
+    else:
+        encoder = LoraSentiment(LORA_DIR, "minilm-lora")._encoder
+        entry = head_config(encoder.config, 32, depth=2)
+    config["entity_head"] = {**entry, "temperature": 1.3, "neutral_band": None}
     (out / "config.json").write_text(json.dumps(config), encoding="utf-8")
     torch.manual_seed(3)
     head = build_entity_head(config["entity_head"])
+    if request.param == "mention_layer":  # trained layer weights, a marker that matters
+        head.init_from(encoder.encoder.layer)
+        torch.nn.init.normal_(head.marker, std=1.0)
     save_file({k: v.contiguous() for k, v in head.state_dict().items()},
               str(out / ENTITY_WEIGHTS))
     return out
@@ -99,12 +107,23 @@ def test_training_reads_the_features_serving_reads(folder):
     import torch
     from safetensors.torch import load_file
 
+    from tasks.models.entity_sentiment import build_entity_head, is_layered
+    from tasks.training.train_entity_head import States
     from tasks.training.train_news_sentiment import NewsModel
 
-    model = NewsModel(folder, hidden=64, entity_hidden=32)
-    model.entity_head.load_state_dict(load_file(str(folder / ENTITY_WEIGHTS)))
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))["entity_head"]
     mentions = [Mention(text, a, b, 0, "test") for text, spans in ITEMS for a, b in spans]
-    trained = model.eval_entities(mentions, model.mention_spans(mentions))
+    if is_layered(config):  # the head alone on the frozen pass's states
+        states = States(folder, config["features"]["span_layers"], progress=False)
+        states.add([m.text for m in mentions])
+        head = build_entity_head(config)
+        head.load_state_dict(load_file(str(folder / ENTITY_WEIGHTS)))
+        with torch.no_grad():
+            trained = head.eval()(*states.batch(mentions)).numpy()
+    else:
+        model = NewsModel(folder, hidden=64, entity_hidden=32)
+        model.entity_head.load_state_dict(load_file(str(folder / ENTITY_WEIGHTS)))
+        trained = model.eval_entities(mentions, model.mention_spans(mentions))
     served = np.concatenate(PassEntitySentiment(LoraSentiment(folder, "minilm-lora"))
                             .logits([(m.text, ((m.start, m.end),)) for m in mentions]))
     assert trained.shape == served.shape == (len(mentions), 3)

@@ -248,6 +248,55 @@ def test_sentiment_column_gives_the_label_rule_of_the_model_that_ran(model_runs)
     assert meta["label_rule"] in note
 
 
+def test_card_states_the_entity_head_a_models_pass_serves_from_its_metadata(
+        tmp_path, monkeypatch):
+    """Where the sentiment model's own pass scores the `entities` column (an entity head in
+    its folder), the card's entry for that column carries the head's rule and the licences
+    of the data it was trained on (`entity_head.data.sets`), from the same config.json."""
+    import shutil
+
+    from tasks.models import sentiment
+    from tasks.models.entity_sentiment import PassEntitySentiment
+
+    folder = tmp_path / "sentiment-lora"
+    shutil.copytree(sentiment.LORA_DIR, folder)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    sets = [k for k, v in config["data"].items() if isinstance(v, dict) and "licence" in v][:1]
+    config["entity_head"] = {"features": {"span_layers": [-2, -1]},
+                             "head": {"input_dim": 1152, "hidden": 8},
+                             "temperature": 1.0, "neutral_band": None,
+                             "label_rule": "arg-max of the test head's probabilities",
+                             "data": {"sets": ["newsmtsc", *sets],  # its own, the model's
+                                      "newsmtsc": {"licence": "NewsMTSC (test): MIT"}}}
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (folder / "entity_head.safetensors").write_bytes(b"test head")
+    monkeypatch.setitem(sentiment.BUILTIN_DIRS, sentiment.LORA_NAME, folder)
+    model = sentiment.LoraSentiment(folder, sentiment.LORA_NAME, load_weights=False)
+    head = PassEntitySentiment.__new__(PassEntitySentiment)  # its provenance, no weights
+    head.pass_model, head.config, head.name = model, config["entity_head"], model.name
+    head.temperature, head.band = 1.0, None
+    root = tmp_path / "out"
+    (root / "documents").mkdir(parents=True)
+    model_ref = {"name": "extractive", "revision": "r1", "params": "{}"}
+    pq.write_table(documents_to_table([Document(
+        doc_id="e1", source="feed.jsonl:1", raw_text="x", title="Up", text="Shares rose.",
+        summary="Shares rose.", sentiment="positive", sentiment_score=0.7,
+        sentiment_probs=(0.1, 0.1, 0.8))], {
+        "run_id": RUN, "textdigest_version": "0.1.0", "cleaner": "{}",
+        "processed_at": dt.datetime(2024, 1, 2, tzinfo=dt.UTC), "encoder": model_ref,
+        "summarizer": model_ref, "sentiment_model": model.provenance(),
+        "entity_model": head.provenance()}), root / "documents" / f"part-{RUN}-00000.parquet")
+    card = publish.build_card("acme/x", publish.local_shards(root))
+    models = _section(card.text, "Sentiment models")
+    entity = models.split("(the `entities` column", 1)[1].split("\n- `", 1)[0]
+    assert "arg-max of the test head's probabilities" in entity
+    assert "  - NewsMTSC (test): MIT\n" in entity
+    for key in sets:
+        assert f"  - {config['data'][key]['licence']}\n" in entity
+    document = models.split("(the `sentiment` column", 1)[1].split("\n- `", 1)[0]
+    assert "NewsMTSC" not in document  # the document head was not trained on it
+
+
 def test_templates_ship_as_package_data():
     shipped = {p.name for p in (importlib.resources.files("tasks.outputs") / "templates").iterdir()}
     assert {"report.html.j2", "report.css", "dataset_card.md.j2"} <= shipped

@@ -45,14 +45,25 @@ def item_key(text: str, spans: Mentions) -> str:
 
 
 def build_entity_head(config: dict[str, Any]):
-    """The head config.json describes: features -> hidden (GELU) -> 3 logits. The dropout
-    slot of training is kept (index 2) so the saved names load unchanged."""
+    """The head config.json describes: features -> hidden (GELU) -> 3 logits (the dropout
+    slot of training is kept, index 2, so the saved names load unchanged); or, with
+    `kind: mention_layer`, one more transformer layer over the marked mention first
+    (`tasks.models.mention_layer`)."""
     import torch
 
     head = config["head"]
+    if is_layered(config):
+        from tasks.models.mention_layer import MentionLayerHead
+
+        return MentionLayerHead.from_config(head)
     dim, hidden = int(head["input_dim"]), int(head["hidden"])
     return torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.GELU(), torch.nn.Dropout(0.0),
                                torch.nn.Linear(hidden, len(SENTIMENT_LABELS)))
+
+
+def is_layered(config: dict[str, Any]) -> bool:
+    """Whether the head runs a layer over the marked mention (`tasks.models.mention_layer`)."""
+    return config["head"].get("kind") == "mention_layer"
 
 
 def token_spans(offsets: Sequence[tuple[int, int]], spans: Mentions) -> list[tuple[int, int]]:
@@ -230,6 +241,7 @@ class PassEntitySentiment(MentionScorer):
         self.head = build_entity_head(self.config)
         self.head.load_state_dict(load_file(str(pass_model.folder / ENTITY_WEIGHTS)))
         self.head.float().eval()
+        self.layered = is_layered(self.config)
         self._torch = torch
         self.cache = RowCache()
 
@@ -253,6 +265,8 @@ class PassEntitySentiment(MentionScorer):
             for (_, spans), (layers, offsets) in zip(items, states, strict=True):
                 weights = span_matrix(token_spans(offsets, spans), layers.shape[1])
                 x = torch.from_numpy(layers.astype(np.float32))
-                out.append(self.head(entity_features(list(x), torch.from_numpy(weights)))
-                           .numpy())
+                weights = torch.from_numpy(weights)
+                z = (self.head.score(x, weights) if self.layered else
+                     self.head(entity_features(list(x), weights)))
+                out.append(z.numpy())
         return out

@@ -445,6 +445,22 @@ def builtin_metadata(name: str, revision: str | None, dirs: dict[str, Path] = BU
     return json.loads((folder / "config.json").read_text(encoding="utf-8"))
 
 
+def entity_head_metadata(name: str, revision: str | None) -> dict[str, Any] | None:
+    """What `builtin_metadata` gives, for the entity head a built-in's pass serves
+    (config.json `entity_head`; `revision` as the `entity_model` provenance records it, the
+    pass's): its label rule, band, and the data entries (with licences) it was trained on:
+    its own (`entity_head.data`) or the model's (`data`), as `entity_head.data.sets` names.
+    None when the installed weights are not those that ran, or carry no entity head."""
+    config = builtin_metadata(name, revision)
+    head = (config or {}).get("entity_head")
+    if not head:
+        return None
+    own = head.get("data", {})
+    return {"label_rule": head.get("label_rule"), "neutral_band": head.get("neutral_band"),
+            "data": {k: own[k] if isinstance(own.get(k), dict) else config["data"].get(k)
+                     for k in own.get("sets", [])}}
+
+
 @lru_cache(maxsize=1)
 def adapted_encoder_ref() -> ModelRef:
     """The built-in LoRA model as an encoder (name and revision), without loading weights."""

@@ -43,7 +43,12 @@ from jinja2 import Environment
 from tasks.io.atomic import atomic_path, atomic_write_bytes, atomic_write_json
 from tasks.io.write import DOCUMENTS_DIR, REJECTS_DIR
 from tasks.models.registry import HUB_ID
-from tasks.models.sentiment import BUILTIN_DIRS, REVISION_FILES, builtin_metadata
+from tasks.models.sentiment import (
+    BUILTIN_DIRS,
+    REVISION_FILES,
+    builtin_metadata,
+    entity_head_metadata,
+)
 from tasks.outputs import templating
 from tasks.pipeline import column_docs
 
@@ -420,33 +425,39 @@ def _sentiment_models(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     kind "builtin" (a built-in whose recorded revision is the installed one): training sets
     with their licences, label rule and neutral band from its config.json. "other-release"
     (a built-in name, other weights), "hub", "local": name and revision; its own model card
-    describes its data. A band recorded in the run's params wins: it labelled the rows.
+    describes its data. A band recorded in the run's params wins: it labelled the rows. An
+    entity model named as a built-in sentiment model is the entity head its pass serves
+    (`entity_head_metadata`).
     """
     from tasks.models import entity_sentiment
 
     families = {"sentiment_model": (BUILTIN_DIRS, REVISION_FILES, "sentiment"),
                 "entity_model": (entity_sentiment.BUILTIN_DIRS, entity_sentiment.REVISION_FILES,
                                  "entities")}
-    found: dict[tuple[str, str, float | None], dict[str, Any]] = {}
-    metadata: dict[tuple[str, str], dict[str, Any] | None] = {}  # digests once per model
+    found: dict[tuple[str, str, float | None, str], dict[str, Any]] = {}
+    metadata: dict[tuple[str, str, str], dict[str, Any] | None] = {}  # digests once each
     for r in runs:
         for role, (dirs, files, column) in families.items():
             m = r["models"].get(role)
             if not m:
                 continue  # the entities step was off, or a run older than the column
             name, revision = m["name"], m["revision"] or ""
-            if (name, revision) not in metadata:
-                metadata[name, revision] = builtin_metadata(name, revision, dirs, files)
-            meta = metadata[name, revision]
+            served = role == "entity_model" and name in BUILTIN_DIRS  # a pass's entity head
+            if (name, revision, role) not in metadata:
+                metadata[name, revision, role] = (
+                    entity_head_metadata(name, revision) if served
+                    else builtin_metadata(name, revision, dirs, files))
+            meta = metadata[name, revision, role]
+            known = BUILTIN_DIRS if served else dirs
             params = _params(m["params"])
-            kind = ("builtin" if meta is not None else "other-release" if name in dirs
+            kind = ("builtin" if meta is not None else "other-release" if name in known
                     else "hub" if HUB_ID.fullmatch(name) else "local")
             # band None: `set_sentiment` takes the arg-max (the head and Hugging Face models)
             band = params.get("neutral_band", (meta or {}).get("neutral_band"))
             data = [{"key": key, "licence": entry["licence"]}
                     for key, entry in (meta or {}).get("data", {}).items()
                     if isinstance(entry, dict) and "licence" in entry]
-            found.setdefault((name, revision, band), {
+            found.setdefault((name, revision, band, column), {
                 "name": name, "revision": revision, "kind": kind, "band": band, "data": data,
                 "column": column, "rule": (meta or {}).get("label_rule"),
                 # an older built-in that did not record its band: its rule is not known here

@@ -461,24 +461,15 @@ def package(trained: Path, into: Path) -> dict[str, Any]:
                                                        f"{record.get('start', LORA_DIR)} "
                                                        f"--out {trained} (hyperparameters "
                                                        f"above), then --package {trained}"}}
-    if "entity_head" in record:
-        config["entity_head"] = {**record["entity_head"], "temperature": 1.0,
-                                 "neutral_band": None,
-                                 "training": {"jointly": "with the other heads (above), "
-                                                         "entity_weight, entity_batch",
-                                              **({"refit": record["entity_head_refit"]}
-                                                 if "entity_head_refit" in record else {})}}
-    else:
-        config.pop("entity_head", None)
+    config.pop("entity_head", None)
     atomic_write_bytes(config_path, (json.dumps(config, indent=2) + "\n").encode("utf-8"))
-    model = _lora_class()(into, "minilm-lora")
     if "entity_head" in record:
-        config["entity_head"] |= fit_entity_head(model, record["hyperparameters"])
-        config["data"]["newsmtsc"] = {
-            "path": "../shared/train/newsmtsc_train.jsonl", "used_for": "the entity head",
-            "validation_rule": "text_bucket(text) % 10 == 5 -> validation",
-            "dev": "newsmtsc_dev_rw.jsonl, newsmtsc_dev_mt.jsonl (evaluated only)",
-            "licence": LICENCES["newsmtsc"]}
+        config = entity_head_entry(
+            into, record["entity_head"],
+            {"jointly": "with the other heads (above), entity_weight, entity_batch",
+             **({"refit": record["entity_head_refit"]} if "entity_head_refit" in record
+                else {})}, record["hyperparameters"])
+    model = _lora_class()(into, "minilm-lora")
     dev_items = news_docs.labelled_items("dev")
     docs = model.score(news_documents(dev_items))
     probs = np.array([d.sentiment_probs for d in docs])
@@ -509,6 +500,25 @@ def package(trained: Path, into: Path) -> dict[str, Any]:
     return {"band": band, "single_unit_band": single_band, "dev": dev}
 
 
+def entity_head_entry(into: Path, head: dict[str, Any], training: dict[str, Any],
+                      hp: dict[str, Any]) -> dict[str, Any]:
+    """Write an entity head's `config.json` entry into the model folder `into` (its weights
+    already there): its features and architecture (`head`), how it was trained, then its
+    temperature, validation figures (fitted with the int8 graph) and data with licences."""
+    from tasks.io.atomic import atomic_write_bytes
+    from tasks.models.onnx_backend import _lora_class
+
+    config_path = into / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["entity_head"] = {**head, "temperature": 1.0, "neutral_band": None,
+                             "training": training}
+    atomic_write_bytes(config_path, (json.dumps(config, indent=2) + "\n").encode("utf-8"))
+    config["entity_head"] |= fit_entity_head(_lora_class()(into, "minilm-lora"), hp)
+    config.get("data", {}).pop("newsmtsc", None)  # where earlier packagings put it
+    atomic_write_bytes(config_path, (json.dumps(config, indent=2) + "\n").encode("utf-8"))
+    return config
+
+
 def fit_entity_head(model, hp: dict[str, Any]) -> dict[str, Any]:
     """The entity head's temperature, fitted on the validation mentions with the int8 graph
     as runs use it, its label rule, data and validation figures (config.json `entity_head`)."""
@@ -531,7 +541,13 @@ def fit_entity_head(model, hp: dict[str, Any]) -> dict[str, Any]:
         "data": {"mentions": "NewsMTSC train (Hamborg & Donnay, EACL 2021) and SEntFiN 1.0 "
                              "entities (Sinha et al., 2022), with sentences joined from two "
                              f"SEntFiN headlines ({hp['contrast']}, contrast_pairs)",
-                 "sets": ["newsmtsc", "sentfin"],  # their entries (and licences) in `data`
+                 # the data entries (with licences): the head's own here, the others the
+                 # model's (config.json `data`)
+                 "sets": ["newsmtsc", "sentfin"],
+                 "newsmtsc": {
+                     "path": "../shared/train/newsmtsc_train.jsonl",
+                     "dev": "newsmtsc_dev_rw.jsonl, newsmtsc_dev_mt.jsonl (evaluated only)",
+                     "licence": LICENCES["newsmtsc"]},
                  "validation": VAL_RULE, "held_out": HELDOUT_RULE},
         "validation_int8": {name: {"rows": len(y), "macro_f1": round(macro_f1(
             z.argmax(axis=1), y), 4), "accuracy": round(float(
