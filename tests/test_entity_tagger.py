@@ -184,6 +184,9 @@ def test_an_acronym_defined_in_the_text_is_the_same_entity(finder):
                             "the bank.", "The FSA said the fine was a warning."])
     assert names.get("Financial Services Authority") == ("organization", 3), names
     assert "FSA" not in names
+    names = _names(finder, ["U.S. asks Honduras to arrest ex-president",
+                            "The United States said on Monday it had asked for the arrest."])
+    assert names.get("United States", ("", 0))[1] == 2 and "U.S." not in names, names
 
 
 def test_a_ticker_after_a_company_is_the_same_entity(finder):

@@ -92,10 +92,10 @@ def _tokens(text: str) -> tuple[str, ...]:
 def _contains(long: tuple[str, ...], short: tuple[str, ...]) -> bool:
     """`short` is the start or end of `long` ("Tesco" in "Tesco plc", "Johnson" in
     "Boris Johnson"), or its acronym ("CBO" of "Congressional Budget Office", "FBI" of
-    "Federal Bureau of Investigation")."""
+    "Federal Bureau of Investigation", "U.S." of "United States")."""
     if len(short) < len(long) and (long[: len(short)] == short or long[-len(short):] == short):
         return True
-    return len(short) == 1 and len(long) > 1 and short[0] == _initials(long)
+    return len(short) == 1 and len(long) > 1 and short[0].replace(".", "") == _initials(long)
 
 
 _ACRONYM_SKIP = frozenset({"of", "and", "the", "for", "on", "in", "&"})
