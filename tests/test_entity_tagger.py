@@ -232,6 +232,21 @@ def test_a_regnal_number_is_part_of_the_name(finder):
     assert names.get("Elizabeth II") == "person" and "Elizabeth" not in names, names
 
 
+def test_a_company_suffix_is_part_of_the_name_and_makes_it_a_company(finder):
+    from tasks.models.entity_finder import _spans
+
+    text = "Shares of Philip Crosby Associates Inc fell, and Harrogate spa reopened."
+    (words, logits), = finder.model.tags([text])
+    forced = np.array(logits, dtype=np.float32)
+    at = {text[a:b]: i for i, (a, b) in enumerate(words)}
+    for word, tag in (("Philip", "B-PER"), ("Crosby", "I-PER"), ("Associates", "I-PER"),
+                      ("Inc", "O"), ("Harrogate", "B-LOC"), ("spa", "O")):
+        forced[at[word], TAGS.index(tag)] = forced[at[word]].max() + 10.0
+    names = {s.text: s.type for s in _spans(text, words, forced)}
+    assert names.get("Philip Crosby Associates Inc") == "organization", names
+    assert names.get("Harrogate") == "place", names  # "spa" in lower case is no legal form
+
+
 def test_peoples_is_inside_one_name(finder):
     """CoNLL leaves "'s" out of names, so the tagger splits "Donetsk People's Republic"
     (the README's own example once showed it as "Donetsk" and "Republic"): one name."""

@@ -118,6 +118,11 @@ def _has_capital(text: str) -> bool:
     return any(c.isupper() for c in text)
 
 
+def _company_suffix(word: str) -> bool:
+    """"Inc", "Co", "AG", "plc": a company's legal form, written as one ("the spa" is not)."""
+    return word.casefold() in _COMPANY_SUFFIXES and (word[0].isupper() or word == "plc")
+
+
 def _acronym(word: str) -> bool:
     """Two to five capital letters ("GOP", "NATO"): people are not written so."""
     return 2 <= len(word) <= 5 and word.isalpha() and word.isupper()
@@ -136,6 +141,11 @@ def _spans(text: str, words: list[tuple[int, int]], logits) -> tuple[Span, ...]:
         if kind == "PER" and b < len(words) and text[words[b][0]:words[b][1]] in REGNAL \
                 and text[words[b - 1][1]:words[b][0]].isspace():
             b += 1  # "Elizabeth II", "John Paul II": the number is part of the name
+        while b > a and b < len(words) and text[words[b - 1][1]:words[b][0]].isspace() \
+                and _company_suffix(text[words[b][0]:words[b][1]]):
+            b += 1  # "Pipelines Co", "Associates Inc": the suffix is part of the name
+        if b - a > 1 and _company_suffix(text[words[b - 1][0]:words[b - 1][1]]):
+            kind = "ORG"  # "Philip Crosby Associates Inc" is a company, not a person
         if b > a and (has_capitals <= _has_capital(text[words[a][0]:words[b - 1][1]])):
             if kind == "PER" and b - a == 1 and _acronym(text[words[a][0]:words[a][1]]) \
                     and any(c.islower() for c in text):
