@@ -222,9 +222,10 @@ def entity_features(layers: list[Any], weights: Any) -> Any:
 class PassEntitySentiment(MentionScorer):
     """Per-mention sentiment read from the shared pass: `minilm-lora`'s entity head
     (`tasks.training.train_news_sentiment`) over the token states the pass already made for
-    the sentence's other heads, so naming an entity costs no second encoder pass. Same
-    features and interface as `EntitySentiment`; the head's facts are in the model's
-    `config.json` under `entity_head`."""
+    the sentence's other heads, so naming an entity costs no second encoder pass. The MLP
+    kind reads the same features as `EntitySentiment`; the mention-layer kind re-runs the last
+    layers over them with the mention marked first (`tasks.models.mention_layer`). Same
+    interface; the head's facts are in the model's `config.json` under `entity_head`."""
 
     def __init__(self, pass_model):
         import torch
