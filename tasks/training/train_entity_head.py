@@ -38,8 +38,9 @@ DEFAULTS: dict[str, Any] = {"epochs": 4, "batch": 32, "lr": 1e-4, "head_lr": 1e-
 
 
 class States:
-    """Each distinct training sentence's token states in the pass's layers 5 and 6 (float16)
-    and its tokens' character ranges, from the folder's merged encoder (fp32)."""
+    """Each distinct training sentence's token states in the pass's `layers` (the head's
+    input layer and the last; float16) and its tokens' character ranges, from the folder's
+    merged encoder (fp32)."""
 
     def __init__(self, folder: Path, layers: list[int], progress: bool = True):
         from tasks.models.sentiment import LoraSentiment
