@@ -30,7 +30,11 @@ from tasks.models.sentiment import LORA_DIR
 from tasks.training.entity_data import Mention
 from tasks.training.news_docs import macro_f1
 from tasks.training.train_news_sentiment import _entity_sets, entity_head_entry
-from tasks.training.train_sentiment import _seed_everything
+from tasks.training.train_sentiment import (
+    _seed_everything,
+    hyperparameter_flags,
+    warmup_linear,
+)
 
 DEFAULTS: dict[str, Any] = {"epochs": 4, "batch": 32, "lr": 1e-4, "head_lr": 1e-3,
                             "weight_decay": 0.01, "hidden": 256, "depth": 1, "dropout": 0.1,
@@ -91,12 +95,6 @@ class States:
         return inputs, last, marks, real
 
 
-def _base_config(path: Path):
-    from transformers import AutoConfig
-
-    return AutoConfig.from_pretrained(str(path))
-
-
 def _batches(gen, width: np.ndarray, size: int) -> list[np.ndarray]:
     """Shuffled batches of similar length (sorted within chunks of 50 batches), in shuffled
     order: less padding for the layer to run over."""
@@ -135,11 +133,9 @@ def train(folder: Path, hp: dict[str, Any], out: Path, progress: bool = True,
     from tasks.models.entity_sentiment import build_entity_head
 
     _seed_everything(hp["seed"])
-    from tasks.models.sentiment import LoraSentiment
-
-    encoder_config = LoraSentiment(folder, "minilm-lora", load_weights=False)
-    config = head_config(_base_config(encoder_config.base_path), hp["hidden"], hp["depth"])
-    states = States(folder, config["features"]["span_layers"], progress)
+    states = States(folder, [-1 - hp["depth"], -1], progress)
+    config = head_config(states.encoder.config, hp["hidden"], hp["depth"])
+    assert config["features"]["span_layers"] == states.layers
     train_set, val = _entity_sets(hp)
     texts = [m.text for m in train_set] + [m.text for ms in val.values() for m in ms]
     if cache is not None and cache.is_file():
@@ -161,10 +157,7 @@ def train(folder: Path, hp: dict[str, Any], out: Path, progress: bool = True,
     width = np.array([states.rows[m.text][0].shape[1] for m in train_set])
     per_epoch = (len(train_set) + hp["batch"] - 1) // hp["batch"]
     steps = per_epoch * hp["epochs"]
-    warmup = max(1, steps // 20)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warmup if s < warmup else
-        max(0.0, (steps - s) / max(1, steps - warmup)))
+    scheduler = warmup_linear(opt, steps, max(1, steps // 20))
     gen = np.random.default_rng(hp["seed"])
     y_all = torch.tensor([m.label for m in train_set])
 
@@ -237,8 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--states-cache", type=Path,
                         help="keep the training sentences' token states in this file")
     parser.add_argument("--no-progress", action="store_true")
-    for key, value in DEFAULTS.items():
-        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+    hyperparameter_flags(parser, DEFAULTS)
     args = parser.parse_args(argv)
     hp = {k: getattr(args, k) for k in DEFAULTS}
     if args.package:

@@ -60,7 +60,12 @@ from tasks.record import SENTIMENT_LABELS, Document
 from tasks.training import news_docs
 from tasks.training.entity_data import LICENCES, Mention, contrast_pairs, entity_data
 from tasks.training.news_docs import SHARED, doc_metrics, fit_band, macro_f1, news_documents
-from tasks.training.train_sentiment import _seed_everything, _training_rows
+from tasks.training.train_sentiment import (
+    _seed_everything,
+    _training_rows,
+    hyperparameter_flags,
+    warmup_linear,
+)
 
 POLAR = [SENTIMENT_LABELS.index("negative"), SENTIMENT_LABELS.index("positive")]
 DEFAULTS: dict[str, Any] = {"epochs": 3, "doc_batch": 8, "sentence_batch": 32, "lr": 3e-4,
@@ -262,10 +267,7 @@ def train(hp: dict[str, Any], out: Path, progress: bool = True,
     optimizer = torch.optim.AdamW(params, weight_decay=hp["weight_decay"])
     per_epoch = (len(train_units) + hp["doc_batch"] - 1) // hp["doc_batch"]
     steps = per_epoch * hp["epochs"]
-    warmup = max(1, steps // 20)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / warmup if s < warmup else
-        max(0.0, (steps - s) / max(1, steps - warmup)))
+    scheduler = warmup_linear(optimizer, steps, max(1, steps // 20))
     sentence_order = rng.permutation(len(sentence_rows))
     ce = torch.nn.functional.cross_entropy
     history, best, step, cursor, ent_cursor = [], None, 0, 0, 0
@@ -587,8 +589,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--refit-entity-head", type=Path,
                         help="a trained folder: refit its entity head on the frozen encoder")
     parser.add_argument("--no-progress", action="store_true")
-    for key, value in DEFAULTS.items():
-        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+    hyperparameter_flags(parser, DEFAULTS)
     args = parser.parse_args(argv)
     hp = {k: getattr(args, k) for k in DEFAULTS}
     if args.refit_entity_head:

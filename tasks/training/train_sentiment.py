@@ -85,6 +85,23 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def warmup_linear(optimizer, steps: int, warmup: int):
+    """The learning rate rising linearly over `warmup` steps, then falling linearly to 0 at
+    `steps` (the schedule every trainer here uses)."""
+    import torch
+
+    def factor(s: int) -> float:
+        return (s + 1) / warmup if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def hyperparameter_flags(parser, defaults: dict[str, Any]) -> None:
+    """One `--some-name` option per hyperparameter, typed and defaulted by `defaults`."""
+    for key, value in defaults.items():
+        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+
+
 def _sha(text: str) -> str:
     return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
 
@@ -373,11 +390,7 @@ def _train(encoder: Any, head: Any, batcher: _Batcher, train_rows: list[tuple[st
          {"params": list(head.parameters()), "lr": hp["head_lr"]}],
         weight_decay=hp["weight_decay"],
     )
-
-    def lr_factor(s: int) -> float:
-        return (s + 1) / warmup if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    scheduler = warmup_linear(optimizer, steps, warmup)
     ce = torch.nn.functional.cross_entropy
     encoder.train()
     head.train()
