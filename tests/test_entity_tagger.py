@@ -282,3 +282,59 @@ def test_names_past_the_passs_token_limit_are_found_once(finder, filler_words):
     assert [(s.text, s.type) for s in spans] == [
         ("Tony Blair", "person"), ("Angela Merkel", "person"), ("Berlin", "place")]
     assert all(text[s.start:s.end] == s.text for s in spans)
+
+
+def test_on_a_tie_the_fullest_form_gives_the_entity_its_type(finder):
+    """A capitals title's "PHILIP CROSBY" read as a person and the story's "Philip Crosby
+    Associates Inc" a company: two mentions, one each; the full name's type wins, as its
+    name does, not the first mention's."""
+    units = ["PHILIP CROSBY PROBES POSSIBLE EMBEZZLING",
+             "Philip Crosby Associates Inc said it was looking into a possible embezzlement."]
+
+    class TitleReadAsPerson:  # the tagger's mistake, made certain: the title's name a person
+        def find_all(self, texts):
+            found = finder.find_all(texts)
+            title = tuple(s if s.text != "PHILIP CROSBY" else
+                          type(s)(s.start, s.end, s.text, "person") for s in found[0])
+            assert any(s.text == "PHILIP CROSBY" for s in title), found[0]
+            return (title, *found[1:])
+
+    (ent,) = [e for e in find_entities(units, TitleReadAsPerson(), [])
+              if e.key[:2] == ("philip", "crosby")]
+    assert (ent.name, ent.type, len(ent.mentions)) == (
+        "Philip Crosby Associates Inc", "organization", 2)
+
+
+def test_news_name_labels_become_sentences_split_as_the_tokenizer_splits_words():
+    from tasks.training.news_spans import locate, sentence
+
+    unit = "Trump's U.S.-Mexico Plan Slams Moon Jae-in"
+    names = locate(unit, [{"text": "Trump", "type": "PER"}, {"text": "U.S.", "type": "LOC"},
+                          {"text": "Mexico", "type": "LOC"},
+                          {"text": "Moon Jae-in", "type": "PER"}])
+    s = sentence(unit, names)
+    tagged = [(w, t) for w, t in zip(s.words, s.tags, strict=True)]
+    assert tagged[:4] == [("Trump", "B-PER"), ("'", "O"), ("s", "O"), ("U", "B-LOC")]
+    assert ("Mexico", "B-LOC") in tagged and ("Plan", "O") in tagged
+    assert tagged[-5:] == [("Slams", "O"), ("Moon", "B-PER"), ("Jae", "I-PER"),
+                           ("-", "I-PER"), ("in", "I-PER")]
+    assert locate(unit, [{"text": "Obama", "type": "PER"}]) is None  # not in the unit
+    assert locate(unit, [{"text": "Trump", "type": "PERSON"}]) is None  # not a CoNLL type
+
+
+def test_the_shipped_news_name_labels_read_without_shared(monkeypatch, tmp_path):
+    """A clone with nothing beside it reads the HuffPost units (their text ships); every
+    name's surface text is where its offsets say."""
+    from tasks.training import news_docs, news_spans
+
+    monkeypatch.setattr(news_docs, "REUTERS", [tmp_path / "absent.sgm"])
+    rows = news_spans.read_labels()
+    huffpost = [r for r in rows if r["source"] == "huffpost"]
+    assert len(huffpost) == news_spans.HUFFPOST_ITEMS
+    sentences = news_spans.sentences()
+    assert len(sentences) == sum(len(r["units"]) for r in huffpost)
+    for row in huffpost:
+        for unit in row["units"]:
+            assert all(unit["text"][a:b] == surface for a, b, _, surface in unit["names"])
+    assert sum(t.startswith("B-") for s in sentences for t in s.tags) == sum(
+        len(u["names"]) for r in huffpost for u in r["units"])

@@ -73,11 +73,15 @@ class _Entity:
     types: list[str] = field(default_factory=list)  # the finder's type of each mention
 
     def settle_type(self) -> None:
-        """The type most mentions have (the first mention's on a tie); market and watchlist
-        types only when no mention has another."""
+        """The type most mentions have; on a tie, the type of the mention that gave the
+        entity its name (its fullest form: "Philip Crosby Associates Inc" is a company even
+        where a capitals title had "PHILIP CROSBY" a person); market and watchlist types
+        only when no mention has another."""
         named = [t for t in self.types if t not in (MARKET_TYPE, WATCHLIST_TYPE)]
         if named:
-            self.type = max(dict.fromkeys(named), key=named.count)
+            top = max(named.count(t) for t in named)
+            tied = [t for t in dict.fromkeys(named) if named.count(t) == top]
+            self.type = self.type if self.type in tied else tied[0]
 
 
 def _tokens(text: str) -> tuple[str, ...]:
@@ -159,7 +163,7 @@ def find_entities(units: list[str], finder, watch: list[tuple[str, re.Pattern[st
             entities.append(ent)
         elif _contains(key, ent.key) and len(key) > len(ent.key):  # a fuller form
             del by_key[ent.key]
-            ent.name, ent.key = span.text, key
+            ent.name, ent.key, ent.type = span.text, key, span.type
         by_key[ent.key] = ent
         ent.mentions.append((u, span.start, span.end))
         ent.types.append(span.type)

@@ -4,7 +4,9 @@ The head (`tasks.models.entity_tagger`) reads the pass `minilm-lora` already mak
 sentiment (its encoder is not changed here, so no sentiment figure moves) and each word's
 shape (`tasks.models.token_shape`). Each CoNLL sentence trains three times, as written, in
 Title Case and in capitals: the encoder's input (uncased) is the same, only the shape differs,
-so one encoder pass serves the three. A fixed schedule (no epoch chosen on dev); dev is only
+so one encoder pass serves the three. Beside CoNLL, the team's name labels on today's news
+(`tasks.training.news_spans`: headlines and first sentences) and SEntFiN's silver headline
+names train the same way. A fixed schedule (no epoch chosen on dev); dev is only
 reported. The standardisation of the states is folded into the first layer, so the saved head
 reads the raw states.
 
@@ -44,6 +46,9 @@ from tasks.training.conll import (
     token_labels,
 )
 from tasks.training.news_docs import SHARED
+from tasks.training.news_spans import LABELS_FILE as NEWS_SPANS
+from tasks.training.news_spans import SOURCE as NEWS_SPANS_SOURCE
+from tasks.training.news_spans import sentences as news_sentences
 
 CONLL = SHARED / "train" / "conll2003"
 SENTFIN = SHARED / "train" / "sentfin.tsv"
@@ -156,8 +161,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.time()
     train_s, dev_s = read_conll(args.conll / "train.txt"), read_conll(args.conll / "dev.txt")
     silver = silver_headlines(args, model)
+    news = news_sentences(args.news) if args.news else []
     n_conll = len(train_s)
-    train_s = train_s + silver
+    train_s = train_s + silver + news
     train_f = word_states(model, train_s, args.layers)
     dev_f = word_states(model, dev_s, args.layers)
     print(json.dumps({"encoded": len(train_f) + len(dev_f), "s": round(time.time() - t0)}),
@@ -230,7 +236,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                                   "encoder; --write-silver, then --silver)" if args.silver
                                   else "the installed tagger trained on CoNLL alone")
                                + " (tasks.training.headline_names)"
-                               if silver else None)},
+                               if silver else None),
+                 "news": (f"{len(news)} units (title, first sentences) of HuffPost and "
+                          "Reuters-21578 news, their names labelled by the team "
+                          "(tasks.training.news_spans)" if news else None)},
         "training": {k: getattr(args, k) for k in DEFAULTS if k != "layers"},
         "metrics": {"torch fp32, CoNLL-2003 dev (exact spans)": summary},
         "encoder": "this model's pass, unchanged by the tagger's training",
@@ -250,6 +259,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                         "Reuters' terms for research use")}
         if silver:
             cfg["data"]["sentfin"]["tagger_headlines"] = len(silver)
+        if news:
+            cfg["data"]["news_spans"] = {
+                "path": "tasks/training/news_spans/labels.jsonl", "used_for": "the entity "
+                "tagger", "units_trained": len(news), "casings": section["data"]["casings"],
+                "guidelines": "tasks/training/news_spans/GUIDELINES.md",
+                "licence": NEWS_SPANS_SOURCE}
         config_path.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
     return summary
 
@@ -268,6 +283,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--headlines", type=_path_or_none, default=SENTFIN,
                     help="SEntFiN TSV for silver headline names (tasks.training."
                          "headline_names); '' for CoNLL alone")
+    ap.add_argument("--news", type=_path_or_none, default=NEWS_SPANS,
+                    help="the team's news name labels (tasks.training.news_spans); '' for "
+                         "none")
     ap.add_argument("--write-silver", type=Path,
                     help="only write the silver headlines, typed by the installed tagger, to "
                          "this JSONL, and stop: keep them before the encoder they read changes")
