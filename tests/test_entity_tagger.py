@@ -313,6 +313,9 @@ def test_news_name_labels_become_sentences_split_as_the_tokenizer_splits_words()
                           {"text": "Mexico", "type": "LOC"},
                           {"text": "Moon Jae-in", "type": "PER"}])
     s = sentence(unit, names)
+    assert s.text == unit  # written, and its word shapes read, as the text was
+    assert all(unit[a:b] == w for (a, b), w in zip(s.spans(), s.words, strict=True))
+    assert title_case(s.words, s.joined)[:3] == ("Trump", "'", "s")
     tagged = [(w, t) for w, t in zip(s.words, s.tags, strict=True)]
     assert tagged[:4] == [("Trump", "B-PER"), ("'", "O"), ("s", "O"), ("U", "B-LOC")]
     assert ("Mexico", "B-LOC") in tagged and ("Plan", "O") in tagged

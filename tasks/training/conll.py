@@ -26,12 +26,34 @@ _SMALL = frozenset([
 
 @dataclass(frozen=True, slots=True)
 class Sentence:
+    """Words and their BIO tags. CoNLL's words are written one space apart; a sentence taken
+    from running text (`joined`) marks the words written right after the one before ("'"
+    and "s" of "Trump's"), so it is written, and its word shapes read, as the text was."""
+
     words: tuple[str, ...]
     tags: tuple[str, ...]
+    joined: tuple[bool, ...] | None = None
 
     @property
     def text(self) -> str:
-        return " ".join(self.words)
+        return self.write(self.words)
+
+    def write(self, words: Sequence[str]) -> str:
+        """`words` (these words, or a casing of them) written as this sentence is."""
+        if self.joined is None:
+            return " ".join(words)
+        return "".join(w if i == 0 or j else " " + w
+                       for i, (w, j) in enumerate(zip(words, self.joined, strict=True)))
+
+    def spans(self) -> list[tuple[int, int]]:
+        """Each word's character range in `text`."""
+        out, pos = [], 0
+        for i, w in enumerate(self.words):
+            if i and not (self.joined and self.joined[i]):
+                pos += 1
+            out.append((pos, pos + len(w)))
+            pos += len(w)
+        return out
 
 
 def read_conll(path: Path) -> list[Sentence]:
@@ -49,12 +71,14 @@ def read_conll(path: Path) -> list[Sentence]:
     return out
 
 
-def title_case(words: Sequence[str]) -> tuple[str, ...]:
+def title_case(words: Sequence[str], joined: Sequence[bool] | None = None
+               ) -> tuple[str, ...]:
     """As a headline writer would: each word capitalised, small words not (but the first);
-    words already in capitals ("EU") kept."""
+    words already in capitals ("EU") and the rest of a written word ("s" of "Trump's")
+    kept."""
     out = []
     for i, w in enumerate(words):
-        if w.isupper() or not w[:1].isalpha():
+        if w.isupper() or not w[:1].isalpha() or (joined and joined[i]):
             out.append(w)
         elif i > 0 and w.lower() in _SMALL:
             out.append(w.lower())
@@ -78,10 +102,7 @@ def token_labels(sentence: Sentence, offsets: Sequence[tuple[int, int]],
     """A label index per token: the first piece of each pre-tokenizer word gets its CoNLL
     word's tag (I- when it is not that word's first part: "U", ".", "S", "." of "U.S."), every
     other token IGNORE."""
-    starts, pos = [], 0
-    for w in sentence.words:
-        starts.append(pos)
-        pos += len(w) + 1
+    starts = [a for a, _ in sentence.spans()]
     labels, seen_word, seen_conll = [], set(), set()
     for (a, _b), w in zip(offsets, word_ids, strict=True):
         if w is None or w in seen_word:

@@ -26,10 +26,7 @@ def gold_spans(sentence: Sentence) -> SpanSet:
 def char_to_tokens(sentence: Sentence, spans) -> SpanSet:
     """Token ranges of character spans found in `sentence.text` (a span's tokens are those it
     overlaps)."""
-    starts, pos = [], 0
-    for w in sentence.words:
-        starts.append((pos, pos + len(w)))
-        pos += len(w) + 1
+    starts = sentence.spans()
     out = set()
     for a, b, kind in spans:
         hit = [i for i, (x, y) in enumerate(starts) if x < b and a < y]

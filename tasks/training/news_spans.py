@@ -27,7 +27,8 @@ TYPES = ("PER", "ORG", "LOC", "MISC")
 SOURCE = ("textdigest news name labels (Apache-2.0) on News Category Dataset v3 (Misra, 2022; "
           "CC BY 4.0, the units ship) and Reuters-21578 (Lewis; research use, keyed by NEWID)")
 HUFFPOST_ITEMS, REUTERS_ITEMS = 900, 300
-# A word as BERT's pre-tokenizer splits one: a run of letters and digits, or one other sign.
+# A word much as BERT's pre-tokenizer splits one: a run of letters and digits, or one other
+# sign (the tagger's labels go to each pre-tokenizer word's first piece either way).
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
@@ -42,15 +43,23 @@ def pool() -> list[dict]:
     from tasks.training.news_entities import read_labels as entity_items
 
     held_out = {r["id"] for r in entity_items()}
-    every = news_docs.huffpost_items(quota=None) + news_docs.reuters_items(quota=None)
+    every = (news_docs.huffpost_items(news_docs.HUFFPOST, quota=None)
+             + news_docs.reuters_items(news_docs.REUTERS, quota=None))
     out = []
     for source, n in (("huffpost", HUFFPOST_ITEMS), ("reuters", REUTERS_ITEMS)):
         mine = sorted((i for i in every if i["source"] == source and i["id"] not in held_out),
                       key=lambda i: pick_order(i["id"]))[:n]
-        for item, doc in zip(mine, news_docs.news_documents(mine), strict=True):
-            out.append({"id": item["id"], "source": source,
-                        "units": [doc.title, *doc.sentences[:2]]})
+        out += [{"id": i["id"], "source": source, "units": units}
+                for i, units in zip(mine, _units(mine), strict=True)]
     return out
+
+
+def _units(items: list[dict]) -> list[list[str]]:
+    """What the entities step reads of each item: the title and the first sentences."""
+    from tasks.models.lead import ENTITY_SENTENCES
+    from tasks.training.news_docs import news_documents
+
+    return [[d.title, *d.sentences[:ENTITY_SENTENCES]] for d in news_documents(items)]
 
 
 def locate(unit: str, mentions: list[dict]) -> list[tuple[int, int, str]] | None:
@@ -65,7 +74,7 @@ def locate(unit: str, mentions: list[dict]) -> list[tuple[int, int, str]] | None
             return None
         out.append((at, at + len(m["text"]), m["type"]))
         pos = at + len(m["text"])
-    return sorted(set(out))
+    return sorted(out) if len(set(out)) == len(out) else None  # a mention counted twice
 
 
 def sentence(unit: str, names: list[tuple[int, int, str]]) -> Sentence:
@@ -78,7 +87,8 @@ def sentence(unit: str, names: list[tuple[int, int, str]]) -> Sentence:
         inside = [i for i, (x, y) in enumerate(words) if x < b and a < y]
         for k, i in enumerate(inside):
             tags[i] = ("B-" if k == 0 else "I-") + kind
-    return Sentence(tuple(unit[x:y] for x, y in words), tuple(tags))
+    joined = tuple(i > 0 and words[i - 1][1] == x for i, (x, _) in enumerate(words))
+    return Sentence(tuple(unit[x:y] for x, y in words), tuple(tags), joined)
 
 
 def read_labels(path: Path = LABELS_FILE) -> list[dict]:
@@ -89,26 +99,29 @@ def sentences(path: Path = LABELS_FILE) -> list[Sentence]:
     """Every labelled unit as a tagged sentence. Reuters units are rebuilt from ../shared
     (left out when it is absent); a unit whose rebuilt text no longer holds its names'
     surface text is an error, not a silent mislabel."""
-    rows = read_labels(path)
-    rebuilt: dict[str, list[str]] = {}
-    if any(r["units"][0].get("text") is None for r in rows):
-        from tasks.training import news_docs
+    from tasks.training import news_docs
 
-        wanted = {r["id"] for r in rows if r["units"][0].get("text") is None}
-        if all(p.is_file() for p in news_docs.REUTERS):
-            items = [i for i in news_docs.reuters_items(quota=None) if i["id"] in wanted]
-            for item, doc in zip(items, news_docs.news_documents(items), strict=True):
-                rebuilt[item["id"]] = [doc.title, *doc.sentences[:2]]
+    rows = read_labels(path)
+    wanted = {r["id"] for r in rows if r["units"][0].get("text") is None}
+    rebuilt: dict[str, list[str]] = {}
+    if wanted and all(p.is_file() for p in news_docs.REUTERS):
+        items = [i for i in news_docs.reuters_items(news_docs.REUTERS, quota=None)
+                 if i["id"] in wanted]
+        rebuilt = {i["id"]: units for i, units in zip(items, _units(items), strict=True)}
+        if wanted - rebuilt.keys():
+            raise ValueError(f"not in ../shared: {sorted(wanted - rebuilt.keys())[:5]}")
     out = []
     for row in rows:
-        texts = [u.get("text") for u in row["units"]]
-        if texts[0] is None:
-            if row["id"] not in rebuilt:
-                continue
-            texts = rebuilt[row["id"]]
+        texts = rebuilt.get(row["id"]) if row["id"] in wanted else [
+            u["text"] for u in row["units"]]
+        if texts is None:
+            continue  # a Reuters item without ../shared
+        if len(texts) != len(row["units"]):
+            raise ValueError(f"{row['id']}: rebuilt with {len(texts)} units, labelled "
+                             f"{len(row['units'])}")
         for unit, text in zip(row["units"], texts, strict=True):
-            names = [tuple(n[:3]) for n in unit["names"]]
-            if any(text[a:b] != n[3] for a, b, _, n in ((*x[:3], x) for x in unit["names"])):
+            if any(text[a:b] != surface for a, b, _, surface in unit["names"]):
                 raise ValueError(f"{row['id']}: a name's text moved in its rebuilt unit")
-            out.append(sentence(text, names))
+            out.append(sentence(text, [(a, b, kind) for a, b, kind, _ in unit["names"]]))
     return out
+

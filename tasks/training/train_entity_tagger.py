@@ -80,8 +80,9 @@ def word_states(model: LoraSentiment, sentences: list[Sentence], layers: list[in
             pieces = first_pieces(word_ids)
             labels = token_labels(s, offsets, word_ids)
             states = torch.cat([hidden[k][j, pieces] for k in layers], dim=-1).numpy()
-            shapes = np.stack([token_shapes(" ".join(words), offsets, word_ids)[pieces]
-                               for words in (s.words, title_case(s.words), capitals(s.words))])
+            shapes = np.stack([token_shapes(s.write(words), offsets, word_ids)[pieces]
+                               for words in (s.words, title_case(s.words, s.joined),
+                                             capitals(s.words))])
             out.append((states.astype(np.float16), shapes, np.array([labels[i] for i in pieces]),
                         word_spans(offsets, word_ids)))
     return out
