@@ -341,3 +341,24 @@ def test_the_shipped_news_name_labels_read_without_shared(monkeypatch, tmp_path)
             assert all(unit["text"][a:b] == surface for a, b, _, surface in unit["names"])
     assert sum(t.startswith("B-") for s in sentences for t in s.tags) == sum(
         len(u["names"]) for r in huffpost for u in r["units"])
+
+
+def test_the_news_name_card_states_the_counts_its_labels_give():
+    import re
+    from collections import Counter
+
+    from tasks.training.news_entities import read_labels as bench_items
+    from tasks.training.news_spans import SET_DIR, read_labels
+
+    rows = read_labels()
+    card = (SET_DIR / "README.md").read_text(encoding="utf-8")
+    counts = Counter(n[2] for r in rows for u in r["units"] for n in u["names"])
+    line = re.search(r"^\| all \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \|$",
+                     card, re.M)
+    assert line and [int(x.replace(",", "")) for x in line.groups()] == [
+        counts["PER"], counts["ORG"], counts["LOC"], counts["MISC"], sum(counts.values())]
+    assert not {r["id"] for r in bench_items()} & {r["id"] for r in rows}
+    # Reuters text is research use: only the names' own text ships, never a unit
+    assert all(u["text"] is None for r in rows if r["source"] == "reuters" for u in r["units"])
+    assert all(r["link"].startswith("http") and "authors" in r for r in rows
+               if r["source"] == "huffpost")

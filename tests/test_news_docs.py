@@ -40,7 +40,13 @@ def test_every_row_is_well_formed_and_settled():
         else:  # a disagreement is settled by the third reading, never left open
             assert r["settled_by"] == "settled"
         assert r["id"].startswith(r["source"] + ":")
-        assert r["round"] in (1, 2)
+        assert r["round"] in (1, 2, 3)
+
+
+def test_the_entity_benchs_items_are_held_out():
+    from tasks.training.news_entities import read_labels
+
+    assert not {r["id"] for r in read_labels()} & {r["id"] for r in ROWS}
 
 
 def test_splits_come_from_the_id_alone():
