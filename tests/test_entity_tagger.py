@@ -257,6 +257,10 @@ def test_peoples_is_inside_one_name(finder):
     assert "People's Bank of China" in names and "People's Party" in names
     assert names.get("Russia") == "place" and "Austria" in names
     assert {s.text for s in finder.find("The people's choice: Tesco wins.")} == {"Tesco"}
+    # the words after "'s" join the name only up to the next name found (no comma here)
+    names = {s.text for s in finder.find(
+        "It recognized the Luhansk People's Republic Russia allegedly backed.")}
+    assert "Luhansk People's Republic" in names and "Russia" in names, names
 
 
 def test_onnx_and_torch_tag_the_same_names():

@@ -194,8 +194,10 @@ def _peoples(text: str, words: list[tuple[int, int]],
             f[1] == i and text[words[i - 1][1]:words[i][0]].isspace())), None)
         right = next((f for f in found if f[0] == i + 3), None)
         end = right[1] if right else i + 4
-        while not right and end < n and word(end)[:1].isupper() and word(end).isalpha():
-            end += 1  # "People's Liberation Army": the words the tagger left out
+        while not right and end < n and word(end)[:1].isupper() and word(end).isalpha() \
+                and not any(f[0] == end for f in found):
+            end += 1  # "People's Liberation Army": the words the tagger left out, up to
+            # the next name it found ("Luhansk People's Republic Russia recognized ...")
         after = next((f for f in found if end + 1 < n and word(end) == "of"
                       and f[0] == end + 1), None)
         if after is not None:  # "People's Bank of China": the place is part of the name
