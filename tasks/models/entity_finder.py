@@ -153,6 +153,7 @@ def _spans(text: str, words: list[tuple[int, int]], logits) -> tuple[Span, ...]:
             found.append((a, b, TYPE_NAMES[kind]))
     found = _peoples(text, words, found)
     found = _named_before_ticker(text, words, found)
+    found = _bracketed_after_name(text, words, found)
     taken = {i for a, b, _ in found for i in range(a, b)}
     for i, (a, b) in enumerate(words):
         if i not in taken and text[a:b].casefold() in MARKET_TERMS:
@@ -234,6 +235,25 @@ def _named_before_ticker(text: str, words: list[tuple[int, int]],
             start -= 1
         if start < a - 1:
             out.append((start, a - 1, kind))
+    return out
+
+
+def _bracketed_after_name(text: str, words: list[tuple[int, int]],
+                          found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """A short capitals word in brackets right after a name is its acronym or ticker
+    ("Financial Services Authority (FSA)", "Texaco Inc (TX)"), a mention of the same name
+    (the entities step joins them), also where the tagger, taught that tickers are not
+    names, left it untagged."""
+    def word(i: int) -> str:
+        return text[words[i][0]:words[i][1]]
+
+    taken = {i for a, b, _ in found for i in range(a, b)}
+    out = list(found)
+    for _, b, kind in found:
+        if (b + 2 < len(words) and word(b) == "(" and word(b + 2) == ")"
+                and b + 1 not in taken and 1 < len(word(b + 1)) <= 6
+                and word(b + 1).isalnum() and word(b + 1).isupper()):
+            out.append((b + 1, b + 2, kind))
     return out
 
 
