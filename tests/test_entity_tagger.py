@@ -366,3 +366,17 @@ def test_the_news_name_card_states_the_counts_its_labels_give():
     assert all(u["text"] is None for r in rows if r["source"] == "reuters" for u in r["units"])
     assert all(r["link"].startswith("http") and "authors" in r for r in rows
                if r["source"] == "huffpost")
+
+
+def test_a_bracketed_acronym_the_tagger_left_out_is_still_a_mention(finder):
+    """A tagger taught that tickers are not names may leave "(FSA)" untagged: the short
+    capitals word in brackets after a name is still that name's mention."""
+    from tasks.models.entity_finder import _spans
+
+    text = "Shares fell after the Financial Services Authority (FSA) fined the bank."
+    (words, logits), = finder.model.tags([text])
+    forced = np.array(logits, dtype=np.float32)
+    at = {text[a:b]: i for i, (a, b) in enumerate(words)}
+    forced[at["FSA"], TAGS.index("O")] = forced[at["FSA"]].max() + 10.0  # the miss, certain
+    spans = {s.text: s.type for s in _spans(text, words, forced)}
+    assert spans.get("FSA") == spans.get("Financial Services Authority") == "organization"
