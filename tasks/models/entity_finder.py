@@ -114,6 +114,11 @@ def load_finder(backend: str = "onnx") -> EntityFinder:
     return EntityFinder(load_sentiment(LORA_NAME))
 
 
+def _word_of(text: str, words: list[tuple[int, int]]):
+    """The text of word i, for the finder's rules that read the words around a name."""
+    return lambda i: text[words[i][0]:words[i][1]]
+
+
 def _has_capital(text: str) -> bool:
     return any(c.isupper() for c in text)
 
@@ -182,8 +187,7 @@ def _peoples(text: str, words: list[tuple[int, int]],
     "People's Bank of China", "People's Party"), where CoNLL's tagging (which leaves "'s"
     out of names) splits or drops it: from the name just before "People" (or "People"
     itself) to the name or capitalised words after "'s", and a name after "of" there."""
-    def word(i: int) -> str:
-        return text[words[i][0]:words[i][1]]
+    word = _word_of(text, words)
 
     n = len(words)
     for i in range(n - 3):
@@ -219,8 +223,7 @@ def _named_before_ticker(text: str, words: list[tuple[int, int]],
     ACQUIRES ...", as the clean step writes Reuters' "<MILI>"): where the tagger found the
     ticker but not the company, those words (up to four, not small words) are the company's
     name, of the ticker's type; the entities step then joins the ticker to it."""
-    def word(i: int) -> str:
-        return text[words[i][0]:words[i][1]]
+    word = _word_of(text, words)
 
     taken = {i for a, b, _ in found for i in range(a, b)}
     out = list(found)
@@ -244,8 +247,7 @@ def _bracketed_after_name(text: str, words: list[tuple[int, int]],
     ("Financial Services Authority (FSA)", "Texaco Inc (TX)"), a mention of the same name
     (the entities step joins them), also where the tagger, taught that tickers are not
     names, left it untagged."""
-    def word(i: int) -> str:
-        return text[words[i][0]:words[i][1]]
+    word = _word_of(text, words)
 
     taken = {i for a, b, _ in found for i in range(a, b)}
     out = list(found)
@@ -272,8 +274,7 @@ def _trim(text: str, words: list[tuple[int, int]], a: int, b: int) -> tuple[int,
     ("drug" of "Pfizer drug trial": all but 40 of CoNLL-2003's 23,423 training names end on a
     capital), but for company suffixes ("Tesco plc"). A final "." stays after a short word
     ("U.S.", "Co.", "Jr.")."""
-    def word(i: int) -> str:
-        return text[words[i][0]:words[i][1]]
+    word = _word_of(text, words)
 
     for i in range(a + 1, b):
         if word(i) in _OPENERS:

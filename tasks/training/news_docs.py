@@ -135,11 +135,16 @@ def cnndm_items(path: Path = CNNDM) -> list[dict]:
              "title": None, "text": r["article"].strip()} for r in rows]
 
 
+def entity_bench_ids() -> set[str]:
+    """The ids of the entity bench's 30 items, which no training set holds."""
+    return {json.loads(line)["id"] for line in ENTITY_BENCH.read_text(
+        encoding="utf-8").splitlines() if line.strip()}
+
+
 def all_items() -> list[dict]:
     """The labelled pool, with text (needs ../shared). The entity bench's items
     (`tasks.training.news_entities`) are held out of it."""
-    held_out = {json.loads(line)["id"] for line in ENTITY_BENCH.read_text(
-        encoding="utf-8").splitlines() if line.strip()}
+    held_out = entity_bench_ids()
     items = [i for i in huffpost_items() + reuters_items() + cnndm_items()
              if i["id"] not in held_out]
     ids = [i["id"] for i in items]

@@ -40,9 +40,8 @@ def pool() -> list[dict]:
     """The items to label, with their units (needs ../shared): the first HUFFPOST_ITEMS and
     REUTERS_ITEMS of each source in `pick_order`, the entity bench's items left out."""
     from tasks.training import news_docs
-    from tasks.training.news_entities import read_labels as entity_items
 
-    held_out = {r["id"] for r in entity_items()}
+    held_out = news_docs.entity_bench_ids()
     every = (news_docs.huffpost_items(news_docs.HUFFPOST, quota=None)
              + news_docs.reuters_items(news_docs.REUTERS, quota=None))
     out = []
@@ -124,4 +123,3 @@ def sentences(path: Path = LABELS_FILE) -> list[Sentence]:
                 raise ValueError(f"{row['id']}: a name's text moved in its rebuilt unit")
             out.append(sentence(text, [(a, b, kind) for a, b, kind, _ in unit["names"]]))
     return out
-
